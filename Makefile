@@ -1,0 +1,55 @@
+# nstedu — `make lab` to start learning, `make test` to check everything.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.nstedu-installed
+NBVAL   := NSTEDU_QUICK=1 MPLBACKEND=Agg $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider
+PORT    ?= 8888
+
+.PHONY: help setup lab test test-py test-nb test-browser demo bench exercises check-exercises clean
+
+help:
+	@echo "make lab           set up .venv (first time) and open JupyterLab on notebooks/"
+	@echo "make test          unit tests + every notebook (quick mode) under nbval"
+	@echo "make test-browser  real-browser JupyterLab test of the playground (needs chromium)"
+	@echo "make demo          stylize a bundled photo -> outputs/demo.png"
+	@echo "make bench         benchmarks -> benchmarks/RESULTS.md"
+	@echo "make exercises     regenerate exercises/ from solutions/"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[notebooks,test]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+test: $(STAMP) test-py test-nb
+
+test-py: $(STAMP)
+	MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider tests -m "not browser"
+
+test-nb: $(STAMP)
+	@nbs="$$(ls notebooks/*.ipynb solutions/*.ipynb exercises/*.ipynb 2>/dev/null)"; \
+	if [ -n "$$nbs" ]; then $(NBVAL) -q $$nbs; else echo "no notebooks yet"; fi
+
+test-browser: $(STAMP)
+	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
+	MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider tests -m browser
+
+demo: $(STAMP)
+	$(VENV)/bin/nstedu stylize grace_hopper starry_night -o outputs/demo.png --size 256 --steps 200
+
+bench: $(STAMP)
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+exercises: $(STAMP)
+	$(PY) -m nstedu.exercises generate solutions exercises
+
+check-exercises: $(STAMP)
+	$(PY) -m nstedu.exercises check solutions exercises
+
+clean:
+	rm -rf outputs tests/artifacts .pytest_cache

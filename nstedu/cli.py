@@ -1,0 +1,176 @@
+"""Command line: ``nstedu stylize``, ``nstedu samples``, ``nstedu info`` (also ``python -m nstedu``).
+
+Other modules add their own sub-commands through :data:`COMMANDS` (name -> (add_arguments, run)).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from .losses import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+
+#: Extra sub-commands registered by other modules: name -> (help, add_arguments(parser), run(args) -> int)
+COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
+
+EPILOG = """examples:
+  nstedu stylize photo.jpg starry_night -o out.png
+  nstedu stylize chelsea great_wave -o cat.png --size 384 --steps 500 --style-weight 2000
+  nstedu stylize photo.jpg a.jpg,b.jpg --style-blend 0.6,0.4 -o blend.png
+  nstedu samples            # bundled images you can name instead of a path
+"""
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _names(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def add_transfer_arguments(p: argparse.ArgumentParser) -> None:
+    """The optimization options shared by ``stylize`` and ``batch`` (jcjohnson/neural-style's names)."""
+    g = p.add_argument_group("output and size")
+    g.add_argument("--size", "-s", type=int, default=None, metavar="PX",
+                   help="longest side of the output in pixels (default: 512 on CUDA, 256 on CPU)")
+    g.add_argument("--style-scale", type=float, default=1.0, metavar="F",
+                   help="size of the style image relative to the output: <1 bigger strokes, >1 smaller (default 1.0)")
+    g = p.add_argument_group("loss weights (α/β = content/style; 1e-3 balanced, 5e-3 more content, 5e-4 more style)")
+    g.add_argument("--content-weight", type=float, default=1.0, metavar="α", help="content loss weight (default 1.0)")
+    g.add_argument("--style-weight", type=float, default=1e3, metavar="β", help="style loss weight (default 1000)")
+    g.add_argument("--tv-weight", type=float, default=None, metavar="γ",
+                   help="total-variation smoothing weight; 0 disables (default: the engine's)")
+    g.add_argument("--style-blend", type=_floats, default=None, metavar="W1,W2",
+                   help="weights for several comma-separated style images, e.g. 0.6,0.4 (default: equal)")
+    g = p.add_argument_group("network")
+    g.add_argument("--content-layers", type=_names, default=list(DEFAULT_CONTENT_LAYERS), metavar="L1,L2",
+                   help=f"comma-separated VGG-19 layers for the content loss (default {','.join(DEFAULT_CONTENT_LAYERS)})")
+    g.add_argument("--style-layers", type=_names, default=list(DEFAULT_STYLE_LAYERS), metavar="L1,L2",
+                   help=f"comma-separated VGG-19 layers for the style loss (default {','.join(DEFAULT_STYLE_LAYERS)})")
+    g.add_argument("--pooling", choices=("max", "avg"), default="max", help="pooling layers of VGG-19 (default max)")
+    g.add_argument("--weights", default="caffe", metavar="SRC",
+                   help="VGG-19 weights: caffe (offline, default), torchvision (downloads once) or a .pth file")
+    g = p.add_argument_group("optimization")
+    g.add_argument("--steps", "-n", type=int, default=300, metavar="N", help="loss evaluations (default 300)")
+    g.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="lbfgs (default) or adam")
+    g.add_argument("--lr", type=float, default=None,
+                   help="step size (default 1.0 for lbfgs; 0.02 for adam on pixels in [0,1]; ×0.96 every 100 steps)")
+    g.add_argument("--init", choices=("content", "noise", "style"), default="content", help="start image (default content)")
+    g.add_argument("--seed", type=int, default=0, help="random seed for the noise init (default 0)")
+    g.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
+    g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def config_from_args(args) -> dict:
+    cfg = dict(size=args.size, steps=args.steps, content_weight=args.content_weight, style_weight=args.style_weight,
+               content_layers=tuple(args.content_layers), style_layers=tuple(args.style_layers), optimizer=args.optimizer,
+               lr=args.lr, init=args.init, seed=args.seed, device=args.device, weights=args.weights, pooling=args.pooling,
+               style_scale=args.style_scale, style_blend=args.style_blend, progress=not args.quiet)
+    if args.tv_weight is not None:
+        cfg["tv_weight"] = args.tv_weight
+    return cfg
+
+
+def _cmd_stylize(args) -> int:
+    from .images import save_image
+    from .transfer import run_style_transfer
+
+    styles = _names(args.style)
+    cfg = config_from_args(args)
+    callback, every = None, 10
+    if args.save_every:
+        from pathlib import Path
+
+        out = Path(args.output)
+        every = args.save_every
+
+        def callback(info):
+            save_image(info.image, out.with_name(f"{out.stem}_{info.step:04d}{out.suffix}"))
+    result = run_style_transfer(args.content, styles if len(styles) > 1 else styles[0], callback=callback,
+                                callback_every=every, **cfg)
+    save_image(result.image, args.output)
+    losses = result.final_losses() if result.history["step"] else {}
+    extra = f" ({result.message})" if result.message else ""
+    print(f"saved {args.output}: {result.image.width}×{result.image.height}, {len(result.history['step'])} steps, "
+          f"{result.seconds:.1f} s on {result.device}, {result.stop_reason}{extra}; "
+          + ", ".join(f"{k} {v:.4g}" for k, v in losses.items()))
+    return 0
+
+
+def _cmd_samples(args) -> int:
+    from . import samples
+
+    for s in samples.list():
+        print(f"{s['name']:<14} {s['kind']:<8} {s['title']} — {s['credit']} ({s['licence']})")
+    print("\nUse a name wherever a path is expected, e.g. `nstedu stylize chelsea starry_night -o cat.png`.")
+    return 0
+
+
+def _cmd_info(args) -> int:
+    from .env import info
+
+    for k, v in info().items():
+        print(f"{k:<20} {v}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nstedu", description="Neural style transfer (Gatys et al.) on a frozen VGG-19.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("stylize", help="stylize one photo", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Stylize CONTENT with STYLE by optimizing the pixels (Gatys et al. 2015).", epilog=EPILOG)
+    p.add_argument("content", help="content photo: a path or a sample name (see `nstedu samples`)")
+    p.add_argument("style", help="style image(s): a path or sample name; several comma-separated are blended")
+    p.add_argument("-o", "--output", default="out.png", help="output file, .png or .jpg (default out.png)")
+    p.add_argument("--save-every", type=int, default=0, metavar="N",
+                   help="also save the current image every N steps as OUTPUT_NNNN.png (default: never)")
+    add_transfer_arguments(p)
+    p.set_defaults(func=_cmd_stylize)
+    sub.add_parser("samples", help="list the bundled sample images").set_defaults(func=_cmd_samples)
+    sub.add_parser("info", help="versions, device and weights found").set_defaults(func=_cmd_info)
+    for name, (help_text, add_args, run) in COMMANDS.items():
+        q = sub.add_parser(name, help=help_text, formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_args(q)
+        q.set_defaults(func=run)
+    return parser
+
+
+def _load_plugins() -> None:
+    """Import the modules that register extra sub-commands (each is optional)."""
+    import importlib
+
+    for mod in ("nstedu.batch", "nstedu.fast"):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+
+
+def main(argv=None) -> int:
+    _load_plugins()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from .images import ImageError
+    from .vgg import WeightsError
+
+    try:
+        return args.func(args)
+    except (ImageError, WeightsError, ValueError, FileNotFoundError) as e:
+        print(f"nstedu {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"nstedu {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,219 @@
+"""Images in and out: load, convert, resize, tensors, save atomically, show.
+
+Every image that enters nstedu passes through :func:`load_image`, which accepts a path, a ``PIL.Image``,
+a numpy array or raw bytes, honours EXIF orientation and converts any mode (RGBA, P, L, CMYK, 16-bit, float)
+to 8-bit RGB. Inside the engine images are float tensors of shape ``(1, 3, H, W)`` with values in [0, 1].
+"""
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Sequence, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, bytes, torch.Tensor]
+
+#: Largest image (in pixels) we agree to decode: 2× PIL's warning threshold (~179 megapixels).
+MAX_PIXELS = 2 * 89_478_485
+
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+class ImageError(ValueError):
+    """A clear, one-line problem with an input image (names the file and the problem)."""
+
+
+def _describe(src, name: str | None) -> str:
+    if name:
+        return name
+    if isinstance(src, (str, os.PathLike)):
+        return f"'{os.fspath(src)}'"
+    return f"<{type(src).__name__}>"
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB (alpha composited on white, 16-bit scaled, CMYK converted)."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        if img.mode == "F" and arr.max() <= 1.0:
+            top = 1.0
+        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, "L").convert("RGB")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _from_array(arr: np.ndarray) -> Image.Image:
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
+        arr = np.moveaxis(arr, 0, -1)  # CHW -> HWC
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
+        raise ValueError(f"array of shape {arr.shape} is not an image (expected H×W, H×W×3 or H×W×4)")
+    if arr.dtype.kind == "f":
+        arr = np.clip(arr, 0.0, 1.0) * 255.0 + 0.5
+    elif arr.dtype == np.uint16:
+        arr = arr / 257.0 + 0.5
+    arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return Image.fromarray(arr)
+
+
+def load_image(src: ImageLike, max_size: int | None = None, *, name: str | None = None) -> Image.Image:
+    """Load an image as an 8-bit RGB ``PIL.Image``.
+
+    ``src``: a path, ``PIL.Image``, numpy array (H×W[×C], uint8/uint16 or float in [0, 1]), encoded bytes,
+    or a float tensor ``(1, 3, H, W)``/``(3, H, W)`` in [0, 1]. EXIF orientation is applied. With
+    ``max_size`` the longest side is reduced to at most that many pixels (aspect kept). ``name`` is used in
+    error messages (e.g. ``"style image 'x.jpg'"``). Raises :class:`ImageError` with a one-line message.
+    """
+    label = _describe(src, name)
+    try:
+        if isinstance(src, Image.Image):
+            img = src
+        elif isinstance(src, torch.Tensor):
+            img = tensor_to_pil(src)
+        elif isinstance(src, np.ndarray):
+            img = _from_array(src)
+        else:
+            if isinstance(src, (bytes, bytearray)):
+                fp = io.BytesIO(src)
+            else:
+                path = Path(src)
+                if not path.exists():
+                    raise ImageError(f"{label}: file not found")
+                if path.is_dir():
+                    raise ImageError(f"{label}: is a directory, not an image file")
+                if path.stat().st_size == 0:
+                    raise ImageError(f"{label}: file is empty (0 bytes)")
+                fp = path
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img = Image.open(fp)
+                w, h = img.size
+                if w * h > MAX_PIXELS:
+                    raise ImageError(f"{label}: image is too large ({w}×{h} pixels; limit {MAX_PIXELS:,})")
+                img.load()
+        img = ImageOps.exif_transpose(img)
+        if img.width == 0 or img.height == 0:
+            raise ImageError(f"{label}: image has zero size ({img.width}×{img.height})")
+        img = _to_rgb(img)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{label}: image is too large (decompression bomb guard: {e})") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{label}: not an image file (format not recognised)") from None
+    except (OSError, SyntaxError) as e:
+        raise ImageError(f"{label}: corrupted or truncated image ({e})") from None
+    except ValueError as e:
+        raise ImageError(f"{label}: {e}") from None
+    if max_size is not None:
+        img = resize_longest(img, max_size)
+    return img
+
+
+def resize_longest(img: Image.Image, size: int) -> Image.Image:
+    """Resize so the longest side is ``size`` pixels, keeping the aspect ratio (LANCZOS; BICUBIC when enlarging)."""
+    if size <= 0:
+        raise ValueError(f"size must be positive, got {size}")
+    w, h = img.size
+    scale = size / max(w, h)
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if new == (w, h):
+        return img
+    return img.resize(new, Image.LANCZOS if scale < 1 else Image.BICUBIC)
+
+
+def pil_to_tensor(img: Image.Image, device: Union[str, torch.device, None] = None) -> torch.Tensor:
+    """``PIL.Image`` (RGB) → float tensor ``(1, 3, H, W)`` in [0, 1]."""
+    arr = np.asarray(_to_rgb(img), dtype=np.float32) / 255.0
+    t = torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
+    return t.to(device) if device is not None else t
+
+
+def tensor_to_pil(t: torch.Tensor) -> Image.Image:
+    """Float tensor ``(1, 3, H, W)`` or ``(3, H, W)`` in [0, 1] → ``PIL.Image`` (values clamped, rounded)."""
+    t = t.detach()
+    if t.dim() == 4:
+        if t.shape[0] != 1:
+            raise ValueError(f"expected one image, got a batch of {t.shape[0]}")
+        t = t[0]
+    if t.dim() != 3 or t.shape[0] not in (1, 3):
+        raise ValueError(f"tensor of shape {tuple(t.shape)} is not an image (expected (1, 3, H, W))")
+    if t.shape[0] == 1:
+        t = t.expand(3, -1, -1)
+    arr = (t.float().clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(arr, "RGB")
+
+
+def to_tensor(src: ImageLike, size: int | None = None, device=None, *, name: str | None = None) -> torch.Tensor:
+    """Load anything :func:`load_image` accepts straight to a ``(1, 3, H, W)`` tensor in [0, 1]."""
+    return pil_to_tensor(load_image(src, size, name=name), device)
+
+
+def save_image(img: Union[Image.Image, torch.Tensor], path: Union[str, os.PathLike], quality: int = 95) -> Path:
+    """Save atomically: write a temporary file in the same folder, then rename it over ``path``.
+
+    The format follows the extension (.png, .jpg/.jpeg, .webp, .bmp, .tif). A crash half-way never leaves a
+    partial file at ``path``. Returns the path.
+    """
+    path = Path(path)
+    fmt = SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(f"output '{path}': unknown image extension '{path.suffix}' (use one of {', '.join(sorted(SAVE_FORMATS))})")
+    if isinstance(img, torch.Tensor):
+        img = tensor_to_pil(img)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+            img.save(f, format=fmt, **kwargs)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def show(*images, titles: Sequence[str] | None = None, size: float = 4.0, axes=None):
+    """Show images side by side with matplotlib (e.g. ``show(content, style, result, titles=[...])``).
+
+    Accepts anything :func:`load_image` accepts. Returns the matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    pics = [load_image(im) for im in images]
+    if titles is None:
+        titles = ["content", "style", "result"][: len(pics)] if len(pics) == 3 else [""] * len(pics)
+    if axes is None:
+        fig, axes = plt.subplots(1, len(pics), figsize=(size * len(pics), size), squeeze=False)
+        axes = axes[0]
+    else:
+        fig = axes[0].figure
+    for ax, im, title in zip(axes, pics, titles):
+        ax.imshow(im)
+        ax.set_title(title)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,60 @@
+"""Bundled sample images: a few licensed content photos and public-domain paintings, so everything works offline.
+
+    >>> from nstedu import samples
+    >>> samples.list()                  # names, with kind and credit
+    >>> img = samples.load("starry_night", size=256)
+
+Licences and sources: ``nstedu/data/SOURCES.md`` (see :func:`licences`).
+"""
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from PIL import Image
+
+#: name -> (kind, title, credit, licence)
+SAMPLES = {
+    "starry_night": ("style", "The Starry Night (1889)", "Vincent van Gogh", "public domain"),
+    "shipwreck": ("style", "The Shipwreck (1805)", "J. M. W. Turner", "public domain"),
+    "great_wave": ("style", "The Great Wave off Kanagawa (c. 1831)", "Katsushika Hokusai", "public domain"),
+    "astronaut": ("content", "Astronaut Eileen Collins", "NASA", "public domain"),
+    "chelsea": ("content", "Chelsea the cat", "Stefan van der Walt", "CC0"),
+    "coffee": ("content", "A cup of coffee", "Rachel Michetti", "CC0"),
+    "rocket": ("content", "Falcon 9 launch of DSCOVR", "SpaceX", "public domain"),
+    "grace_hopper": ("content", "Rear Admiral Grace Hopper", "US Navy", "public domain"),
+}
+
+
+def _data_dir() -> Path:
+    return Path(str(resources.files("nstedu") / "data"))
+
+
+def names(kind: str | None = None) -> list[str]:
+    """Sample names, optionally only ``kind="content"`` or ``kind="style"``."""
+    return [n for n, meta in SAMPLES.items() if kind is None or meta[0] == kind]
+
+
+def list(kind: str | None = None) -> list[dict]:  # noqa: A001 - the issue asks for samples.list()
+    """One dict per sample: name, kind, title, credit, licence, path."""
+    return [dict(name=n, kind=SAMPLES[n][0], title=SAMPLES[n][1], credit=SAMPLES[n][2], licence=SAMPLES[n][3],
+                 path=str(path(n))) for n in names(kind)]
+
+
+def path(name: str) -> Path:
+    """File path of a bundled sample."""
+    if name not in SAMPLES:
+        raise ValueError(f"unknown sample '{name}'; available: {', '.join(SAMPLES)}")
+    return _data_dir() / f"{name}.jpg"
+
+
+def load(name: str, size: int | None = None) -> Image.Image:
+    """A bundled sample as an RGB ``PIL.Image``, longest side resized to ``size`` if given."""
+    from .images import load_image
+
+    return load_image(path(name), size, name=f"sample '{name}'")
+
+
+def licences() -> str:
+    """The text of ``SOURCES.md``: where each bundled image comes from and its licence."""
+    return (_data_dir() / "SOURCES.md").read_text(encoding="utf-8")

