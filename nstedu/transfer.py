@@ -55,6 +55,8 @@ class TransferConfig:
     style_blend: Optional[Sequence[float]] = None  # weights of several style images (e.g. 0.6, 0.4); None: equal
     style_strength: float = 1.0            # 0 … 1: how much of the style to apply (see nstedu.control)
     preserve_colors: Optional[str] = None  # None, "luminance" (transfer luminance only) or "histogram" (match the style's colours to the content first)
+    contrast: float = 0.0                  # boost the photo's contrast first: 0.25 = +25 % (PIL ImageEnhance); 0 = off
+    sharpness: float = 0.0                 # sharpen the photo first: 0.1 = +10 % (PIL ImageEnhance); 0 = off
     progress: bool = True                  # show a tqdm progress bar
 
     def validate(self) -> "TransferConfig":
@@ -79,6 +81,10 @@ class TransferConfig:
         positive("style_scale")
         if not (isinstance(self.style_strength, (int, float)) and 0.0 <= self.style_strength <= 1.0):
             raise ValueError(f"style_strength must be between 0 and 1 (0–100 %), got {self.style_strength!r}")
+        for name in ("contrast", "sharpness"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < -1:
+                raise ValueError(f"{name} must be a number ≥ -1 (0 = unchanged, 0.2 = +20 %), got {v!r}")
         if self.preserve_colors not in (None, "luminance", "histogram"):
             raise ValueError(f"preserve_colors must be None, 'luminance' or 'histogram', got {self.preserve_colors!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -307,7 +313,7 @@ def run_style_transfer(content: ImageLike, style: Union[ImageLike, Sequence[Imag
                        config: Optional[TransferConfig] = None, *, style_targets: Optional[Sequence[StyleTarget]] = None,
                        init_image: Optional[ImageLike] = None, callback: Optional[Callable[[StepInfo], None]] = None,
                        callback_every: int = 10, should_stop: Optional[Callable[[], bool]] = None,
-                       **overrides) -> StyleTransferResult:
+                       mask=None, **overrides) -> StyleTransferResult:
     """Stylize ``content`` with ``style`` and return a :class:`StyleTransferResult`.
 
     ``content``/``style``: a path, a bundled sample name (``"starry_night"``), a ``PIL.Image``, numpy array or
@@ -316,7 +322,12 @@ def run_style_transfer(content: ImageLike, style: Union[ImageLike, Sequence[Imag
     Gram targets (batch processing, masks). ``init_image`` overrides ``init`` (multi-scale continues from it).
     ``callback(StepInfo)`` runs every ``callback_every`` evaluations; ``should_stop()`` returning True ends the
     run early. Ctrl-C (KeyboardInterrupt) also ends it; the best image so far is returned in every case.
+    ``mask`` (path, image, array or :class:`nstedu.control.Mask`; white = style) restricts the style to a region.
+    ``style_strength``, ``preserve_colors``, ``contrast`` and ``sharpness`` are applied by :mod:`nstedu.control`;
+    with ``preserve_colors="luminance"`` the losses are those of the luminance image that was optimized.
     """
+    from . import control
+
     unknown = set(overrides) - {f.name for f in fields(TransferConfig)}
     if unknown:
         raise TypeError(f"unknown setting(s) {sorted(unknown)}; see nstedu.TransferConfig")
@@ -325,8 +336,11 @@ def run_style_transfer(content: ImageLike, style: Union[ImageLike, Sequence[Imag
         raise ValueError(f"callback_every must be positive, got {callback_every}")
     device = resolve_device(cfg.device)
     size = cfg.size or default_size(device)
-    content_img = _load_content(content, size)
-    content_t = pil_to_tensor(content_img, device)
+    content_img = control.enhance(_load_content(content, size), cfg.contrast, cfg.sharpness)
+    content_t = colour_t = pil_to_tensor(content_img, device)
+    luminance_only = cfg.preserve_colors == "luminance"
+    if luminance_only:
+        content_t = control.luminance_rgb(colour_t)
     vgg = get_vgg(cfg.weights, device, cfg.pooling)
 
     first_style = None
@@ -336,7 +350,15 @@ def run_style_transfer(content: ImageLike, style: Union[ImageLike, Sequence[Imag
                 raise ValueError("no style image given (or set style_weight=0)")
             style_targets = []
         else:
-            style_targets = prepare_style_targets(style, vgg, cfg, size, device)
+            styles = list(style) if isinstance(style, (list, tuple)) else [style]
+            styles = control.prepare_styles(styles, colour_t, cfg.preserve_colors, max(16, round(size * cfg.style_scale)))
+            style_targets = prepare_style_targets(styles, vgg, cfg, size, device)
+    elif cfg.preserve_colors == "histogram":
+        raise ValueError("preserve_colors='histogram' recolours the style images for each photo: pass style images, not style_targets")
+    if mask is not None:
+        style_targets = control.apply_mask(style_targets, mask, content_t.shape[-1], content_t.shape[-2], device)
+    if cfg.style_strength < 1 and cfg.style_weight > 0:
+        style_targets = control.apply_strength(style_targets, vgg, content_t, cfg.style_strength, cfg.style_layers)
     if cfg.init == "style" and init_image is None:
         s0 = style[0] if isinstance(style, (list, tuple)) else style
         if s0 is None:
@@ -349,8 +371,14 @@ def run_style_transfer(content: ImageLike, style: Union[ImageLike, Sequence[Imag
         x0 = pil_to_tensor(init, device)
     else:
         x0 = initial_image(cfg.init, content_t, first_style, cfg.seed)
-    return optimize(objective, x0, cfg, callback=callback, callback_every=callback_every, should_stop=should_stop,
-                    device=device)
+    if luminance_only:
+        x0 = control.luminance_rgb(x0)
+    result = optimize(objective, x0, cfg, callback=callback, callback_every=callback_every, should_stop=should_stop,
+                      device=device)
+    if luminance_only:  # the optimized luminance with the photo's chroma
+        result.tensor = control.keep_content_colors(result.tensor, colour_t.cpu())
+        result.image = tensor_to_pil(result.tensor)
+    return result
 
 
 def optimize(objective: Callable, x0: torch.Tensor, cfg: TransferConfig, *, callback=None, callback_every: int = 10,

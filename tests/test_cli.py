@@ -1,0 +1,61 @@
+"""The command line, end to end through subprocesses (as a user runs it)."""
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+
+def nstedu(*args, cwd=None):
+    env = dict(os.environ, NSTEDU_OFFLINE="1", OMP_NUM_THREADS="2")
+    return subprocess.run([sys.executable, "-m", "nstedu", *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=300)
+
+
+def test_stylize_end_to_end(tmp_path):
+    out = tmp_path / "out.png"
+    r = nstedu("stylize", "chelsea", "starry_night", "-o", out, "--size", 48, "--steps", 6, "--save-every", 3,
+               "--style-weight", 500, "--tv-weight", 0, "--seed", 1, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert Image.open(out).size == (48, 32)
+    assert "saved" in r.stdout and "6 steps" in r.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "out_0003.png", "out_0006.png"]
+
+
+def test_help_lists_options():
+    r = nstedu("stylize", "--help")
+    assert r.returncode == 0
+    for opt in ("--size", "--steps", "--content-weight", "--style-weight", "--tv-weight", "--optimizer", "--lr", "--init",
+                "--pooling", "--seed", "--device", "--content-layers", "--style-layers", "--save-every", "--weights"):
+        assert opt in r.stdout, opt
+
+
+def test_samples_and_info():
+    r = nstedu("samples")
+    assert r.returncode == 0 and "starry_night" in r.stdout and "public domain" in r.stdout
+    r = nstedu("info")
+    assert r.returncode == 0 and "weights_caffe" in r.stdout and "vgg19_weights" in r.stdout
+
+
+@pytest.mark.parametrize("args,match", [
+    (["missing.jpg", "starry_night"], "content image 'missing.jpg': file not found"),
+    (["chelsea", "starry_night", "--steps", "-3"], "steps must be a positive integer"),
+    (["chelsea", "starry_night", "--style-layers", "conv1_1,conv9_9"], "unknown style layer 'conv9_9'; valid names"),
+    (["chelsea", "starry_night", "--weights", "nowhere.pth"], "'nowhere.pth': weights file not found"),
+])
+def test_bad_input_one_line_error_no_output(tmp_path, args, match):
+    out = tmp_path / "out.png"
+    r = nstedu("stylize", *args[:2], "-o", out, "--size", 32, "--steps", 2, "-q", *args[2:], cwd=tmp_path)
+    assert r.returncode == 2
+    assert match in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_not_an_image_style(tmp_path):
+    bad = tmp_path / "style.jpg"
+    bad.write_text("hello")
+    r = nstedu("stylize", "chelsea", bad, "-o", tmp_path / "o.png", "--size", 32, "--steps", 2, "-q")
+    assert r.returncode == 2 and "style.jpg': not an image file" in r.stderr
+    assert not (tmp_path / "o.png").exists()
