@@ -18,8 +18,10 @@ These are Gatys et al.'s normalizations on the Caffe network's feature scale, fo
 **Size invariance.** :math:`L_c` and :math:`L_{tv}` are sums over positions, so they grow with the pixel
 count while :math:`L_s` does not: the same α/β would look more photographic at 1080p than at 256 px. With
 ``size_invariant=True`` (the default of the engine) both are multiplied by
-:math:`s = \text{REFERENCE\_PIXELS} / (H \cdot W)`, i.e. measured as if the image had 256×256 pixels.
-At 256×256 that is exactly Gatys et al.'s form.
+:math:`s = \text{REFERENCE\_PIXELS} / (H \cdot W)`, i.e. measured as if the image had 512×512 pixels, the
+size Gatys et al. worked at: at 512×512 this is exactly their form, at any other size the balance is the same.
+(A 256×256 reference made 1e-3 and 5e-4 indistinguishable at small sizes — both fully stylized — so the
+documented range would not hold; measured in ``benchmarks/bench_balance.py``.)
 """
 from __future__ import annotations
 
@@ -28,8 +30,8 @@ from typing import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-#: Pixel count at which the size-invariant losses equal Gatys et al.'s sums (a 256 × 256 image).
-REFERENCE_PIXELS = 256 * 256
+#: Pixel count at which the size-invariant losses equal Gatys et al.'s sums (a 512 × 512 image).
+REFERENCE_PIXELS = 512 * 512
 
 DEFAULT_CONTENT_LAYERS = ("conv4_2",)
 DEFAULT_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")

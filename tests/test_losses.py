@@ -78,8 +78,8 @@ def test_tv_hand_value():
 
 
 def test_size_scale():
-    assert L.size_scale(256, 256) == 1.0
-    assert L.size_scale(512, 512) == 0.25
+    assert L.size_scale(512, 512) == 1.0
+    assert L.size_scale(256, 256) == 4.0
     assert L.size_scale(512, 512, size_invariant=False) == 1.0
 
 
