@@ -17,6 +17,10 @@ EPILOG = """examples:
   nstedu stylize photo.jpg starry_night -o out.png
   nstedu stylize chelsea great_wave -o cat.png --size 384 --steps 500 --style-weight 2000
   nstedu stylize photo.jpg a.jpg,b.jpg --style-blend 0.6,0.4 -o blend.png
+  nstedu stylize photo.jpg starry_night --style-strength 60% --preserve-colors luminance -o soft.png
+  nstedu stylize photo.jpg starry_night --mask person.png --mask-invert --mask-feather 8 -o bg.png
+  nstedu stylize photo.jpg starry_night --size 1920 --multiscale -o print.png
+  nstedu batch photos/ --style starry_night,great_wave -o out/     # resumable, writes out/manifest.csv
   nstedu samples            # bundled images you can name instead of a path
 """
 
@@ -63,6 +67,10 @@ def add_transfer_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="random seed for the noise init (default 0)")
     g.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    from . import control, multiscale
+
+    control.add_arguments(p)      # --style-strength, --preserve-colors, --contrast, --sharpness
+    multiscale.add_arguments(p)   # --multiscale, --levels, --steps-per-scale
 
 
 def config_from_args(args) -> dict:
@@ -72,6 +80,9 @@ def config_from_args(args) -> dict:
                style_scale=args.style_scale, style_blend=args.style_blend, progress=not args.quiet)
     if args.tv_weight is not None:
         cfg["tv_weight"] = args.tv_weight
+    from . import control
+
+    cfg.update(control.config_from_args(args))
     return cfg
 
 
@@ -90,8 +101,14 @@ def _cmd_stylize(args) -> int:
 
         def callback(info):
             save_image(info.image, out.with_name(f"{out.stem}_{info.step:04d}{out.suffix}"))
-    result = run_style_transfer(args.content, styles if len(styles) > 1 else styles[0], callback=callback,
-                                callback_every=every, **cfg)
+    from . import control, multiscale
+
+    style = styles if len(styles) > 1 else styles[0]
+    kwargs = dict(callback=callback, callback_every=every, mask=control.mask_from_args(args), **cfg)
+    if args.multiscale:
+        result = multiscale.run_from_args(args, args.content, style, **kwargs)
+    else:
+        result = run_style_transfer(args.content, style, **kwargs)
     save_image(result.image, args.output)
     losses = result.final_losses() if result.history["step"] else {}
     extra = f" ({result.message})" if result.message else ""
@@ -130,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-every", type=int, default=0, metavar="N",
                    help="also save the current image every N steps as OUTPUT_NNNN.png (default: never)")
     add_transfer_arguments(p)
+    from .control import add_mask_arguments
+
+    add_mask_arguments(p)         # --mask FILE, --mask-invert, --mask-feather PX
     p.set_defaults(func=_cmd_stylize)
     sub.add_parser("samples", help="list the bundled sample images").set_defaults(func=_cmd_samples)
     sub.add_parser("info", help="versions, device and weights found").set_defaults(func=_cmd_info)

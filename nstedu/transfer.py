@@ -50,7 +50,7 @@ class TransferConfig:
     device: str = "auto"                   # "auto" (cuda > mps > cpu), "cpu", "cuda", "cuda:1", "mps"
     weights: str = "caffe"                 # VGG-19 weights: "caffe" (offline), "torchvision" or a .pth path
     pooling: str = "max"                   # "max" or "avg" (Gatys et al. prefer avg for smoother results)
-    size_invariant: bool = True            # scale content and TV terms to a 256×256 reference: same look at any size
+    size_invariant: bool = True            # scale content and TV terms to a 512×512 reference: same look at any size
     style_scale: float = 1.0               # style image's longest side relative to the result's: >1 = smaller strokes
     style_blend: Optional[Sequence[float]] = None  # weights of several style images (e.g. 0.6, 0.4); None: equal
     style_strength: float = 1.0            # 0 … 1: how much of the style to apply (see nstedu.control)
@@ -322,7 +322,8 @@ def run_style_transfer(content: ImageLike, style: Union[ImageLike, Sequence[Imag
     Gram targets (batch processing, masks). ``init_image`` overrides ``init`` (multi-scale continues from it).
     ``callback(StepInfo)`` runs every ``callback_every`` evaluations; ``should_stop()`` returning True ends the
     run early. Ctrl-C (KeyboardInterrupt) also ends it; the best image so far is returned in every case.
-    ``mask`` (path, image, array or :class:`nstedu.control.Mask`; white = style) restricts the style to a region.
+    ``mask`` (path, image, array or :class:`nstedu.control.Mask`; white = style) restricts the style to a region
+    (and, by default, pastes the photo back where the mask is black).
     ``style_strength``, ``preserve_colors``, ``contrast`` and ``sharpness`` are applied by :mod:`nstedu.control`;
     with ``preserve_colors="luminance"`` the losses are those of the luminance image that was optimized.
     """
@@ -355,8 +356,9 @@ def run_style_transfer(content: ImageLike, style: Union[ImageLike, Sequence[Imag
             style_targets = prepare_style_targets(styles, vgg, cfg, size, device)
     elif cfg.preserve_colors == "histogram":
         raise ValueError("preserve_colors='histogram' recolours the style images for each photo: pass style images, not style_targets")
-    if mask is not None:
-        style_targets = control.apply_mask(style_targets, mask, content_t.shape[-1], content_t.shape[-2], device)
+    mask_t = None if mask is None else control.as_mask(mask).tensor(content_t.shape[-1], content_t.shape[-2], device)
+    if mask_t is not None:
+        style_targets = control.apply_mask(style_targets, mask_t, content_t.shape[-1], content_t.shape[-2], device)
     if cfg.style_strength < 1 and cfg.style_weight > 0:
         style_targets = control.apply_strength(style_targets, vgg, content_t, cfg.style_strength, cfg.style_layers)
     if cfg.init == "style" and init_image is None:
@@ -375,9 +377,9 @@ def run_style_transfer(content: ImageLike, style: Union[ImageLike, Sequence[Imag
         x0 = control.luminance_rgb(x0)
     result = optimize(objective, x0, cfg, callback=callback, callback_every=callback_every, should_stop=should_stop,
                       device=device)
-    if luminance_only:  # the optimized luminance with the photo's chroma
-        result.tensor = control.keep_content_colors(result.tensor, colour_t.cpu())
-        result.image = tensor_to_pil(result.tensor)
+    composite = mask_t is not None and control.as_mask(mask).composite
+    if luminance_only or composite:  # the photo's chroma and/or the photo itself outside the mask
+        result = control.finish(result, colour_t, luminance_only, mask_t if composite else None)
     return result
 
 

@@ -1,0 +1,272 @@
+"""Stylize a whole folder of photos with one consistent setting: ``nstedu batch INPUT_DIR --style a.jpg -o OUT``.
+
+* The VGG-19 and the style targets (Gram matrices) are computed **once** and reused for every photo (the
+  targets depend on the style image and the size, not on the photo — except with colour preservation, which
+  adapts the style to each photo: then only the network is reused).
+* Several styles (``--style a.jpg,b.jpg``) stylize every photo with each style; with ``--style-blend 0.6,0.4``
+  they are blended into one style instead.
+* ``OUT/manifest.csv`` has one row per (photo, style): input, style, output, status, seconds, final losses and
+  the settings (JSON). It is rewritten atomically (temporary file + rename) after every photo.
+* **Resumable**: a photo whose output already exists is skipped, so an interrupted or crashed run continues
+  where it stopped (outputs are saved atomically, so an existing output is always complete). A file that is not
+  a readable image is reported, recorded with ``status=error`` and skipped; the others go on.
+
+    from nstedu.batch import run_batch
+    report = run_batch("photos/", ["starry_night"], "out/", size=256, steps=200)
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .images import ImageError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+MANIFEST = "manifest.csv"
+COLUMNS = ("input", "style", "output", "status", "seconds", "loss_total", "loss_content", "loss_style", "loss_tv",
+           "message", "settings")
+#: Settings that do not change the result and are not compared when resuming.
+_NOT_SETTINGS = ("progress", "device")
+
+
+@dataclass
+class BatchReport:
+    """What happened: outputs written now, skipped (already done), failed (bad inputs), and the manifest path."""
+
+    done: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    failed: list = field(default_factory=list)
+    manifest: Optional[Path] = None
+    seconds: float = 0.0
+
+
+def find_images(folder) -> list[Path]:
+    """Image files directly inside ``folder`` (by extension), sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"input folder '{folder}' not found (or not a folder)")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def style_name(style) -> str:
+    """Short name of one style (file stem or sample name) or of a blend (``a+b``)."""
+    if isinstance(style, (list, tuple)):
+        return "+".join(style_name(s) for s in style)
+    return Path(str(style)).stem
+
+
+def output_names(inputs: Sequence[Path], styles: Sequence, ext: str = ".png") -> dict:
+    """``{(input, style_name): output file name}``: ``photo_style.png`` (``photo_jpg_style.png`` if two inputs
+    share a stem)."""
+    stems = [p.stem for p in inputs]
+    names = {}
+    for p in inputs:
+        stem = p.stem if stems.count(p.stem) == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}"
+        for s in styles:
+            names[(p.name, style_name(s))] = f"{stem}_{style_name(s)}{ext}"
+    return names
+
+
+def settings_json(config, extra: Optional[dict] = None) -> str:
+    """The settings that shape the result, as sorted JSON (compared when resuming)."""
+    d = {k: v for k, v in config.to_dict().items() if k not in _NOT_SETTINGS}
+    d.update(extra or {})
+    return json.dumps(d, sort_keys=True)
+
+
+def read_manifest(path) -> dict:
+    """``{(input, style): row}`` from a manifest (empty if there is none)."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        return {(r["input"], r["style"]): r for r in csv.DictReader(f)}
+
+
+def write_manifest(path, rows: dict) -> None:
+    """Write all rows atomically: a temporary file in the same folder, flushed, then renamed over ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+            w.writeheader()
+            for row in rows.values():
+                w.writerow(row)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_settings(rows: dict, keys, settings: str) -> None:
+    new = json.loads(settings)
+    for key in keys:
+        row = rows.get(key)
+        if row and row.get("status") == "ok" and row.get("settings") and row["settings"] != settings:
+            old = json.loads(row["settings"])
+            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            raise ValueError(f"the output folder holds results made with other settings ({', '.join(diff)}); "
+                             f"use another output folder or --overwrite")
+
+
+def run_batch(input_dir, styles: Sequence, output_dir, config=None, *, blend: bool = False, multiscale: bool = False,
+              levels: Optional[int] = None, steps_per_scale=None, ext: str = ".png", overwrite: bool = False,
+              log=None, **overrides) -> BatchReport:
+    """Stylize every image in ``input_dir`` with every style in ``styles`` (or with their blend if ``blend``),
+    writing ``output_dir/<photo>_<style>.png`` and ``output_dir/manifest.csv``. Returns a :class:`BatchReport`.
+
+    ``config``/``overrides``: :class:`~nstedu.transfer.TransferConfig` fields, the same for every photo.
+    ``multiscale`` (with ``levels``, ``steps_per_scale``) uses :func:`nstedu.multiscale.stylize_multiscale`.
+    Outputs that exist are skipped (resume) unless ``overwrite``. A KeyboardInterrupt stops the batch after
+    recording what is finished (the photo in progress is not saved) and is re-raised."""
+    from tqdm.auto import tqdm
+
+    from .images import save_image
+    from .transfer import TransferConfig, prepare_style_targets, resolve_device, default_size
+    from .vgg import get_vgg
+
+    cfg = replace(config or TransferConfig(), **overrides).validate()
+    log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+    if not styles:
+        raise ValueError("no style given (--style a.jpg[,b.jpg])")
+    blend = blend or cfg.style_blend is not None
+    styles = [list(styles)] if blend and len(styles) > 1 else list(styles)
+    labels = [style_name(s) for s in styles]
+    if len(set(labels)) < len(labels):
+        raise ValueError(f"two styles have the same name ({', '.join(labels)}): outputs are named after the style "
+                         f"file, so rename one")
+    inputs = find_images(input_dir)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.part"):  # left by a run killed while saving
+        stale.unlink(missing_ok=True)
+    manifest = out / MANIFEST
+    rows = {} if overwrite else read_manifest(manifest)
+    names = output_names(inputs, styles, ext)
+    settings = settings_json(cfg, dict(multiscale=dict(levels=levels, steps_per_scale=steps_per_scale)) if multiscale else {})
+    if not overwrite:
+        _check_settings(rows, names, settings)
+
+    device = resolve_device(cfg.device)
+    size = cfg.size or default_size(device)
+    cfg = replace(cfg, size=size)
+    vgg = get_vgg(cfg.weights, device, cfg.pooling)  # loaded once (and cached for every photo)
+    per_photo_targets = cfg.preserve_colors is not None  # the style is adapted to each photo
+    cache: dict = {}
+
+    def targets_for(style, at_size):
+        key = (str(style), at_size)
+        if key not in cache:
+            cache[key] = prepare_style_targets(style, vgg, replace(cfg, size=at_size), at_size, device)
+        return cache[key]
+
+    report = BatchReport(manifest=manifest)
+    t_start = time.perf_counter()
+    jobs = [(p, s) for p in inputs for s in styles]
+    bar = tqdm(jobs, desc="catalog", unit="image", disable=not cfg.progress)
+    photo_cfg = replace(cfg, progress=False)
+    try:
+        for path, style in bar:
+            key = (path.name, style_name(style))
+            target = out / names[key]
+            bar.set_postfix_str(names[key], refresh=False)
+            if target.exists() and not overwrite:
+                if key not in rows or rows[key].get("status") != "ok":
+                    rows[key] = dict(input=path.name, style=key[1], output=target.name, status="ok",
+                                     message="output found on resume (losses not recorded)", settings=settings)
+                    write_manifest(manifest, rows)
+                report.skipped.append(target)
+                continue
+            t0 = time.perf_counter()
+            try:
+                if multiscale:
+                    from .multiscale import stylize_multiscale
+
+                    result = stylize_multiscale(path, style if per_photo_targets else None, photo_cfg, levels=levels,
+                                                steps_per_scale=steps_per_scale,
+                                                targets_at=None if per_photo_targets else (lambda s, st=style: targets_for(st, s)))
+                else:
+                    from .transfer import run_style_transfer
+
+                    result = run_style_transfer(path, style if per_photo_targets else None, photo_cfg,
+                                                style_targets=None if per_photo_targets else targets_for(style, size))
+            except Exception as e:  # a bad photo must not stop the catalog: report it, record it, go on
+                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+                if not isinstance(e, ImageError):
+                    msg = f"{type(e).__name__}: {msg}"
+                log(f"skipped {path.name}: {msg}")
+                rows[key] = dict(input=path.name, style=key[1], output="", status="error", message=msg, settings=settings)
+                write_manifest(manifest, rows)
+                report.failed.append(path)
+                continue
+            if result.stop_reason in ("interrupted", "stopped"):
+                raise KeyboardInterrupt  # the photo in progress is unfinished: do not save it
+            save_image(result.image, target)
+            losses = result.final_losses() if result.history["step"] else {}
+            rows[key] = dict(input=path.name, style=key[1], output=target.name, status="ok",
+                             seconds=f"{time.perf_counter() - t0:.2f}", message=result.message, settings=settings,
+                             **{f"loss_{k}": f"{v:.6g}" for k, v in losses.items()})
+            write_manifest(manifest, rows)
+            report.done.append(target)
+    finally:
+        bar.close()
+        report.seconds = time.perf_counter() - t_start
+    if not manifest.exists():
+        write_manifest(manifest, rows)
+    return report
+
+
+# --------------------------------------------------------------------------------------------- command line
+def add_arguments(p) -> None:
+    from . import cli
+
+    p.description = ("Stylize every photo in INPUT_DIR with one setting; OUT_DIR/manifest.csv records each result.\n"
+                     "Finished outputs are skipped, so an interrupted run resumes; unreadable files are skipped.")
+    p.epilog = ("examples:\n  nstedu batch photos/ --style starry_night -o out/ --size 384\n"
+                "  nstedu batch photos/ --style a.jpg,b.jpg -o out/                  # every photo × each style\n"
+                "  nstedu batch photos/ --style a.jpg,b.jpg --style-blend 0.6,0.4 -o out/   # one blended style\n")
+    p.add_argument("input_dir", metavar="INPUT_DIR", help="folder of photos (.jpg, .png, .webp, … directly inside it)")
+    p.add_argument("--style", required=True, metavar="A[,B]",
+                   help="style image(s): paths or sample names; several comma-separated → every photo with each style")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder (created; holds manifest.csv)")
+    p.add_argument("--format", choices=("png", "jpg"), default="png", help="output image format (default png)")
+    p.add_argument("--overwrite", action="store_true", help="redo every photo even if its output exists")
+    cli.add_transfer_arguments(p)
+
+
+def run(args) -> int:
+    from . import cli
+
+    styles = cli._names(args.style)
+    cfg = cli.config_from_args(args)
+    steps = getattr(args, "steps_per_scale", None)
+    if steps is not None and len(steps) == 1:
+        steps = steps[0]
+    report = run_batch(args.input_dir, styles, args.output, blend=args.style_blend is not None,
+                       multiscale=getattr(args, "multiscale", False), levels=getattr(args, "levels", None),
+                       steps_per_scale=steps, ext="." + args.format, overwrite=args.overwrite, **cfg)
+    print(f"{len(report.done)} stylized, {len(report.skipped)} already done, {len(report.failed)} skipped as unreadable "
+          f"in {report.seconds:.1f} s; manifest: {report.manifest}")
+    return 1 if report.failed and not report.done and not report.skipped else 0
+
+
+HELP = "stylize every photo in a folder (resumable, with manifest.csv)"
+
+
+def _register() -> None:
+    from . import cli
+
+    cli.COMMANDS["batch"] = (HELP, add_arguments, run)
+
+
+_register()
