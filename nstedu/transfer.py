@@ -26,6 +26,7 @@ from .vgg import VGG19Features, check_layers, get_vgg
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "style")
+TERMS = ("total", "content", "style", "tv")
 
 
 @dataclass
@@ -282,7 +283,7 @@ class StyleTransferResult:
     def final_losses(self) -> dict:
         """The loss terms of the returned (best) image."""
         i = self.history["step"].index(self.best_step) if self.best_step in self.history["step"] else -1
-        return {k: self.history[k][i] for k in ("total", "content", "style", "tv")}
+        return {k: self.history[k][i] for k in TERMS}
 
 
 class _Stop(Exception):
@@ -406,18 +407,21 @@ def optimize(objective: Callable, x0: torch.Tensor, cfg: TransferConfig, *, call
             x.clamp_(0, 1)
         opt.zero_grad(set_to_none=True)
         total, parts = objective(x)
-        value = float(total.detach())
+        total.backward()
+        # one device->host transfer per evaluation: the four loss terms and a finiteness probe of the gradient
+        probe = x.grad.sum() if x.grad is not None else total.new_zeros(())
+        terms = torch.stack([parts[k].detach().reshape(()).to(total.dtype) for k in TERMS] + [probe.detach()]).tolist()
+        value = terms[0]
         if not math.isfinite(value):
             raise _NonFinite(f"loss became {value} at step {state['evals'] + 1}")
-        total.backward()
-        if x.grad is not None and not torch.isfinite(x.grad).all():
+        if not math.isfinite(terms[-1]):
             raise _NonFinite(f"gradient became non-finite at step {state['evals'] + 1}")
         state["evals"] += 1
         n = state["evals"]
         history["step"].append(n)
         history["time"].append(time.perf_counter() - t0)
-        for k in ("total", "content", "style", "tv"):
-            history[k].append(float(parts[k].detach()))
+        for k, v in zip(TERMS, terms):
+            history[k].append(v)
         state["good_x"] = x.detach().clone()
         if value < state["best"]:
             state["best"], state["best_x"], state["best_step"] = value, state["good_x"], n
@@ -426,7 +430,7 @@ def optimize(objective: Callable, x0: torch.Tensor, cfg: TransferConfig, *, call
             if n % 10 == 0 or n == 1:
                 bar.set_postfix(loss=f"{value:.3g}")
         if callback is not None and (n % callback_every == 0 or n == cfg.steps):
-            callback(StepInfo(n, {k: history[k][-1] for k in ("total", "content", "style", "tv")}, state["good_x"],
+            callback(StepInfo(n, {k: history[k][-1] for k in TERMS}, state["good_x"],
                               state["best"], history["time"][-1]))
         return total
 

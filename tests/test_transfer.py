@@ -113,7 +113,8 @@ def test_nan_guard(optimizer):
     cfg2 = TransferConfig(steps=10, optimizer=optimizer, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        r2 = optimize(lambda x: ((x * float("nan")).sum(),) * 2, torch.full((1, 3, 4, 4), 0.5), cfg2)
+        nan_loss = lambda x: (lambda l: (l, dict.fromkeys(("total", "content", "style", "tv"), l)))((x * float("nan")).sum())
+        r2 = optimize(nan_loss, torch.full((1, 3, 4, 4), 0.5), cfg2)
     assert r2.stop_reason == "non-finite" and "3 retries" in r2.message
     assert torch.allclose(r2.tensor, torch.full((1, 3, 4, 4), 0.5))
 
