@@ -42,6 +42,21 @@ def size_scale(height: int, width: int, size_invariant: bool = True) -> float:
     return REFERENCE_PIXELS / float(height * width) if size_invariant else 1.0
 
 
+class _SymmetricGram(torch.autograd.Function):
+    """``f fᵀ / norm`` for ``f`` ``(B, C, M)``, with a one-product backward ``(g + gᵀ) f / norm`` (autograd's
+    generic batched product would compute two): the Gram matrices are most of the engine's own cost."""
+
+    @staticmethod
+    def forward(ctx, f, norm):
+        ctx.save_for_backward(f, norm)
+        return torch.bmm(f, f.transpose(1, 2)) / norm
+
+    @staticmethod
+    def backward(ctx, grad):
+        f, norm = ctx.saved_tensors
+        return torch.bmm(grad + grad.transpose(1, 2), f) / norm, None
+
+
 def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     r"""Normalized Gram matrix :math:`\hat G = F F^\top / (C H W)`.
 
@@ -55,11 +70,11 @@ def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> tor
     b, c, h, w = features.shape
     f = features.reshape(b, c, h * w)
     if mask is None:
-        return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+        return _SymmetricGram.apply(f, f.new_tensor(float(c * h * w)))
     m = mask.reshape(mask.shape[0], 1, h * w).to(features.dtype)
     fm = f * m
     area = m.sum(dim=2, keepdim=True).clamp_min(1e-8)  # (B, 1, 1)
-    return torch.bmm(fm, fm.transpose(1, 2)) / (c * area)
+    return _SymmetricGram.apply(fm, (c * area).detach())
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor, scale: float = 1.0) -> torch.Tensor:

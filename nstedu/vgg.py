@@ -118,8 +118,15 @@ class VGG19Features(nn.Module):
         wanted = set(check_layers(layers if layers is not None else CONV_LAYERS))
         out: dict[str, torch.Tensor] = {}
         h = self.normalize(x)
+        prev = None
         for name, module in self.layers.items():
-            h = module(h)
+            if isinstance(module, nn.ReLU):
+                # in place unless the conv output before it was asked for: saves one activation-sized buffer per
+                # layer (≈1.7 GB at 1920×1080); a conv's backward never needs its own output, so this is safe
+                h = torch.nn.functional.relu(h, inplace=prev not in wanted)
+            else:
+                h = module(h)
+            prev = name
             if name in wanted:
                 s = self.feature_scale.get(name, 1.0)
                 out[name] = h * s if s != 1.0 else h

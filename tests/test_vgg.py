@@ -61,13 +61,32 @@ def test_stops_at_deepest_requested_layer(vgg, monkeypatch):
         monkeypatch.setattr(module, "forward", (lambda f, n: (lambda x: (called.append(n), f(x))[1]))(module.forward, name))
     out = vgg(torch.rand(1, 3, 32, 32), ["conv1_1", "conv2_1"])
     assert set(out) == {"conv1_1", "conv2_1"}
-    assert called == LAYER_NAMES[: LAYER_NAMES.index("conv2_1") + 1]
+    ran = [n for n in LAYER_NAMES[: LAYER_NAMES.index("conv2_1") + 1] if not n.startswith("relu")]  # ReLUs run functionally
+    assert called == ran
 
 
 def test_conv_and_relu_both_available(vgg):
     out = vgg(torch.rand(1, 3, 32, 32), ["conv1_1", "relu1_1"])
     assert torch.equal(out["relu1_1"], out["conv1_1"].clamp_min(0))
     assert (out["conv1_1"] < 0).any()  # in-place ReLU did not overwrite the conv output
+
+
+def test_in_place_relu_gives_same_values_and_gradients(vgg):
+    """ReLUs run in place where their conv output is not requested; values and input gradients must not change."""
+    x = torch.rand(1, 3, 40, 40, requires_grad=True)
+    feats = vgg(x, ["conv1_1", "relu1_2", "conv3_1"])  # relu1_2 follows an unrequested conv1_2: in place
+    (feats["relu1_2"].pow(2).sum() + feats["conv3_1"].sum() + feats["conv1_1"].sum()).backward()
+    ref = x.detach().clone().requires_grad_(True)
+    h, outs = vgg.normalize(ref), {}
+    for name, module in vgg.layers.items():  # plain out-of-place reference
+        h = module(h)
+        outs[name] = h
+        if name == "conv3_1":
+            break
+    (outs["relu1_2"].pow(2).sum() + outs["conv3_1"].sum() + outs["conv1_1"].sum()).backward()
+    assert torch.allclose(feats["relu1_2"], outs["relu1_2"]) and torch.allclose(feats["conv1_1"], outs["conv1_1"])
+    assert (feats["conv1_1"] < 0).any()
+    assert torch.allclose(x.grad, ref.grad, rtol=1e-4, atol=1e-4)
 
 
 def test_frozen_and_eval(vgg):
