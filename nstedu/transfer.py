@@ -449,9 +449,12 @@ def optimize(objective: Callable, x0: torch.Tensor, cfg: TransferConfig, *, call
                 if cfg.optimizer == "lbfgs":
                     before = state["evals"]
                     opt.step(closure)
-                    if state["evals"] == before or state["evals"] < cfg.steps:
+                    if state["evals"] - before <= 1:  # no progress even from a fresh history: converged
                         stop_reason = "converged"
                         break
+                    # L-BFGS ended early (clamping to [0, 1] can turn its direction uphill): restart its history
+                    # from the current image and spend the rest of the budget
+                    opt = make_optimizer(lr)
                 else:
                     opt.step(closure)
                     sched.step()
