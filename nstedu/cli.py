@@ -90,7 +90,9 @@ def _cmd_stylize(args) -> int:
     from .images import save_image
     from .transfer import run_style_transfer
 
-    styles = _names(args.style)
+    if (args.style is None) == (args.style_option is None):
+        raise ValueError("give the style image(s) once: as the second argument or with --style")
+    styles = _names(args.style or args.style_option)
     cfg = config_from_args(args)
     callback, every = None, 10
     if args.save_every:
@@ -142,7 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stylize", help="stylize one photo", formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Stylize CONTENT with STYLE by optimizing the pixels (Gatys et al. 2015).", epilog=EPILOG)
     p.add_argument("content", help="content photo: a path or a sample name (see `nstedu samples`)")
-    p.add_argument("style", help="style image(s): a path or sample name; several comma-separated are blended")
+    p.add_argument("style", nargs="?", default=None,
+                   help="style image(s): a path or sample name; several comma-separated are blended (or use --style)")
+    p.add_argument("--style", dest="style_option", default=None, metavar="S1[,S2]",
+                   help="the style image(s), as an option: --style a.jpg,b.jpg --style-blend 0.6,0.4")
     p.add_argument("-o", "--output", default="out.png", help="output file, .png or .jpg (default out.png)")
     p.add_argument("--save-every", type=int, default=0, metavar="N",
                    help="also save the current image every N steps as OUTPUT_NNNN.png (default: never)")

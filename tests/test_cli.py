@@ -23,6 +23,16 @@ def test_stylize_end_to_end(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "out_0003.png", "out_0006.png"]
 
 
+def test_style_option_and_blend(tmp_path):
+    out = tmp_path / "blend.png"
+    r = nstedu("stylize", "chelsea", "--style", "starry_night,great_wave", "--style-blend", "0.6,0.4", "-o", out,
+               "--size", 32, "--steps", 2, "-q")
+    assert r.returncode == 0, r.stderr
+    assert Image.open(out).size == (32, 21)
+    r = nstedu("stylize", "chelsea", "-o", tmp_path / "x.png", "--size", 32, "--steps", 2, "-q")
+    assert r.returncode == 2 and "give the style image(s) once" in r.stderr and not (tmp_path / "x.png").exists()
+
+
 def test_help_lists_options():
     r = nstedu("stylize", "--help")
     assert r.returncode == 0
