@@ -54,7 +54,7 @@ class _SymmetricGram(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         f, norm = ctx.saved_tensors
-        return torch.bmm(grad + grad.transpose(1, 2), f) / norm, None
+        return torch.bmm((grad + grad.transpose(1, 2)) / norm, f), None  # scale the small C×C factor, not C×M
 
 
 def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
