@@ -30,6 +30,7 @@ from typing import Iterable, Sequence
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 CAFFE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 CAFFE_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
@@ -114,15 +115,17 @@ class VGG19Features(nn.Module):
             x = x.flip(1)
         return x * self.in_scale + self.in_shift
 
-    def forward(self, x: torch.Tensor, layers: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-        wanted = set(check_layers(layers if layers is not None else CONV_LAYERS))
-        out: dict[str, torch.Tensor] = {}
-        h = self.normalize(x)
+    #: Above this many input pixels (with gradients on), block 1 is recomputed during the backward pass instead of
+    #: keeping its activations (gradient checkpointing): −1.3 GB at 1920×1080 for ≈7 % more compute.
+    checkpoint_pixels: int = 1_000_000
+
+    def _run(self, h: torch.Tensor, names: Sequence[str], wanted: set, out: dict) -> torch.Tensor:
         prev = None
-        for name, module in self.layers.items():
+        for name in names:
+            module = self.layers[name]
             if isinstance(module, nn.ReLU):
                 # in place unless the conv output before it was asked for: saves one activation-sized buffer per
-                # layer (≈1.7 GB at 1920×1080); a conv's backward never needs its own output, so this is safe
+                # layer; a conv's backward never needs its own output, so this is safe
                 h = torch.nn.functional.relu(h, inplace=prev not in wanted)
             else:
                 h = module(h)
@@ -132,6 +135,28 @@ class VGG19Features(nn.Module):
                 out[name] = h * s if s != 1.0 else h
                 if len(out) == len(wanted):
                     break
+        return h
+
+    def forward(self, x: torch.Tensor, layers: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        wanted = set(check_layers(layers if layers is not None else CONV_LAYERS))
+        deepest = max(LAYER_NAMES.index(n) for n in wanted)
+        names = LAYER_NAMES[: deepest + 1]
+        out: dict[str, torch.Tensor] = {}
+        h = self.normalize(x)
+        split = LAYER_NAMES.index("pool1") + 1
+        if (torch.is_grad_enabled() and h.requires_grad and deepest >= split
+                and h.shape[-2] * h.shape[-1] >= self.checkpoint_pixels):
+            block_names = names[:split]
+            first = [n for n in block_names if n in wanted]
+
+            def block1(inp):  # run again during the backward pass: must not read variables changed below
+                got: dict = {}
+                return (self._run(inp, block_names, set(first) | {"pool1"}, got), *[got[n] for n in first])
+
+            h, *feats = checkpoint(block1, h, use_reentrant=False)
+            out.update(zip(first, feats))
+            names = names[split:]
+        self._run(h, names, wanted, out)
         return out
 
     def train(self, mode: bool = True):  # always frozen, always eval

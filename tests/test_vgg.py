@@ -89,6 +89,30 @@ def test_in_place_relu_gives_same_values_and_gradients(vgg):
     assert torch.allclose(x.grad, ref.grad, rtol=1e-4, atol=1e-4)
 
 
+def test_block1_checkpointing_same_features_and_gradients(vgg, monkeypatch):
+    """Large images recompute block 1 in the backward pass; features and input gradients must not change."""
+    layers = ["conv1_1", "relu1_2", "conv2_1", "conv4_2"]
+
+    def run():
+        x = torch.linspace(0, 1, 3 * 48 * 40).view(1, 3, 48, 40).requires_grad_(True)
+        f = vgg(x, layers)
+        sum((v * v).mean() for v in f.values()).backward()
+        return {k: v.detach() for k, v in f.items()}, x.grad
+
+    ref_feats, ref_grad = run()
+    monkeypatch.setattr(vgg, "checkpoint_pixels", 100)
+    calls = []
+    import nstedu.vgg as V
+
+    real = V.checkpoint
+    monkeypatch.setattr(V, "checkpoint", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    feats, grad = run()
+    assert calls, "checkpointing was not used"
+    for k in layers:
+        assert torch.allclose(feats[k], ref_feats[k], rtol=1e-5, atol=1e-4), k
+    assert torch.allclose(grad, ref_grad, rtol=1e-4, atol=1e-6)
+
+
 def test_frozen_and_eval(vgg):
     assert not any(p.requires_grad for p in vgg.parameters())
     vgg.train()
