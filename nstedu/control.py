@@ -35,7 +35,7 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from . import losses as L
 from .images import ImageError, ImageLike, pil_to_tensor, tensor_to_pil
-from .transfer import StyleTarget, TransferConfig, _load_style
+from .transfer import StyleTarget, TransferConfig, load_style
 
 # --------------------------------------------------------------------------------------------- strength
 
@@ -131,7 +131,7 @@ def prepare_styles(styles: Sequence[ImageLike], content: torch.Tensor, mode: Opt
         if mode is None:
             out.append(s)
             continue
-        t = pil_to_tensor(_load_style(s, size), content.device)
+        t = pil_to_tensor(load_style(s, size), content.device)
         t = match_color_histogram(t, content) if mode == "histogram" else match_luminance(t, content)
         out.append(tensor_to_pil(t))
     return out

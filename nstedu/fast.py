@@ -341,9 +341,9 @@ class FastStylizer:
 
     def __call__(self, image: ImageLike, size: Optional[int] = None) -> Image.Image:
         """Stylize any image (path, sample name, PIL, array, tensor); ``size``: longest side (default: as is)."""
-        from .transfer import _load_content
+        from .transfer import load_content
 
-        return tensor_to_pil(self.stylize_tensor(pil_to_tensor(_load_content(image, size))))
+        return tensor_to_pil(self.stylize_tensor(pil_to_tensor(load_content(image, size))))
 
     def __repr__(self):
         return f"FastStylizer({self.net.config}, style={self.meta.get('style')!r}, device={self.device})"
@@ -364,7 +364,7 @@ def train_fast(style: ImageLike, images=None, config: Optional[FastConfig] = Non
     checkpoint is continued up to ``steps`` (same settings required). ``callback(step, parts)`` runs after
     each step. Ctrl-C stops training, saves the checkpoint and returns what was learned so far.
     """
-    from .transfer import _load_style, resolve_device
+    from .transfer import load_style, resolve_device
 
     unknown = set(overrides) - {f.name for f in fields(FastConfig)}
     if unknown:
@@ -394,7 +394,7 @@ def train_fast(style: ImageLike, images=None, config: Optional[FastConfig] = Non
         done_before = history["time"][-1] if history["time"] else 0.0
 
     vgg = get_vgg(cfg.weights, device)
-    style_img = _load_style(style, cfg.style_size or cfg.size)
+    style_img = load_style(style, cfg.style_size or cfg.size)
     with torch.no_grad():
         grams = {k: L.gram_matrix(v) for k, v in vgg(pil_to_tensor(style_img, device), cfg.style_layers).items()}
     loss_fn = PerceptualLoss(vgg, grams, cfg.content_layers, cfg.content_weight, cfg.style_weight, cfg.tv_weight)

@@ -139,7 +139,7 @@ def stylize_multiscale(content, style=None, config: Optional[TransferConfig] = N
 
 def _check_memory(content, size: int, cfg: TransferConfig) -> None:
     """Warn (before hours of work) when the finest level will not fit this machine's memory (CPU runs)."""
-    from .transfer import _load_content, resolve_device
+    from .transfer import load_content, resolve_device
 
     if resolve_device(cfg.device).type != "cpu":
         return
@@ -147,7 +147,7 @@ def _check_memory(content, size: int, cfg: TransferConfig) -> None:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
     except (AttributeError, ValueError, OSError):  # not on Linux/macOS
         return
-    w, h = _load_content(content, size).size
+    w, h = load_content(content, size).size
     need = estimate_memory_gb(w, h, _history(content, size, cfg))
     if need > 0.9 * total:
         warnings.warn(f"a {w}×{h} result needs about {need:.0f} GB of memory and this machine has {total:.0f} GB; "
@@ -156,9 +156,9 @@ def _check_memory(content, size: int, cfg: TransferConfig) -> None:
 
 def _history(content, size: int, cfg: TransferConfig) -> int:
     """The L-BFGS history for the content's shape at ``size`` (aspect ratio from the image itself)."""
-    from .transfer import _load_content
+    from .transfer import load_content
 
-    w, h = _load_content(content, 64).size
+    w, h = load_content(content, 64).size
     scale = size / max(w, h)
     return lbfgs_history_for(max(1, round(w * scale)), max(1, round(h * scale)), cfg.lbfgs_history)
 

@@ -186,24 +186,26 @@ def prepare_style_targets(style: Union[ImageLike, Sequence[ImageLike]], vgg: VGG
     if not styles:
         raise ValueError("no style image given")
     style_size = max(16, round(size * config.style_scale))
-    grams = [style_grams(vgg, pil_to_tensor(_load_style(s, style_size), device), config.style_layers) for s in styles]
+    grams = [style_grams(vgg, pil_to_tensor(load_style(s, style_size), device), config.style_layers) for s in styles]
     return [StyleTarget(blend_targets(grams, config.style_blend))]
 
 
-def _load_style(s, size):
+def _load_as(src, size, role: str):
     from . import samples
 
-    if isinstance(s, str) and s in samples.names():
-        s = samples.path(s)
-    return load_image(s, size, name=f"style image '{s}'" if isinstance(s, (str,)) else "style image")
+    if isinstance(src, str) and src in samples.names():
+        src = samples.path(src)
+    return load_image(src, size, name=f"{role} '{src}'" if isinstance(src, str) else role)
 
 
-def _load_content(c, size):
-    from . import samples
+def load_style(src, size: Optional[int] = None) -> Image.Image:
+    """A style image: a bundled sample name or anything :func:`load_image` takes; errors say "style image '…'"."""
+    return _load_as(src, size, "style image")
 
-    if isinstance(c, str) and c in samples.names():
-        c = samples.path(c)
-    return load_image(c, size, name=f"content image '{c}'" if isinstance(c, str) else "content image")
+
+def load_content(src, size: Optional[int] = None) -> Image.Image:
+    """A content photo: a bundled sample name or anything :func:`load_image` takes; errors say "content image '…'"."""
+    return _load_as(src, size, "content image")
 
 
 # -------------------------------------------------------------------------------------------- objective
@@ -338,7 +340,7 @@ def run_style_transfer(content: ImageLike, style: Union[ImageLike, Sequence[Imag
         raise ValueError(f"callback_every must be positive, got {callback_every}")
     device = resolve_device(cfg.device)
     size = cfg.size or default_size(device)
-    content_img = control.enhance(_load_content(content, size), cfg.contrast, cfg.sharpness)
+    content_img = control.enhance(load_content(content, size), cfg.contrast, cfg.sharpness)
     content_t = colour_t = pil_to_tensor(content_img, device)
     luminance_only = cfg.preserve_colors == "luminance"
     if luminance_only:
@@ -366,7 +368,7 @@ def run_style_transfer(content: ImageLike, style: Union[ImageLike, Sequence[Imag
         s0 = style[0] if isinstance(style, (list, tuple)) else style
         if s0 is None:
             raise ValueError("init='style' needs a style image")
-        first_style = _load_style(s0, size)
+        first_style = load_style(s0, size)
 
     objective = Objective(vgg, content_t, style_targets, cfg)
     if init_image is not None:
