@@ -102,6 +102,9 @@ def write_manifest(path, rows: dict) -> None:
                 w.writerow(row)
             f.flush()
             os.fsync(f.fileno())
+        from .images import _umask
+
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the manifest the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

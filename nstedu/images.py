@@ -166,6 +166,12 @@ def to_tensor(src: ImageLike, size: int | None = None, device=None, *, name: str
     return pil_to_tensor(load_image(src, size, name=name), device)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_image(img: Union[Image.Image, torch.Tensor], path: Union[str, os.PathLike], quality: int = 95) -> Path:
     """Save atomically: write a temporary file in the same folder, then rename it over ``path``.
 
@@ -186,6 +192,7 @@ def save_image(img: Union[Image.Image, torch.Tensor], path: Union[str, os.PathLi
             img.save(f, format=fmt, **kwargs)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -90,6 +90,7 @@ def test_save_atomic_png_jpeg(tmp_path):
         p = save_image(img, tmp_path / f"sub/out{ext}")
         assert p.exists() and Image.open(p).size == (16, 8)
     assert sorted(os.listdir(tmp_path / "sub")) == ["out.jpg", "out.png"]  # no temp files left
+    assert (p.stat().st_mode & 0o777) == 0o666 & ~images._umask()  # normal permissions, not mkstemp's 0600
 
 
 def test_save_failure_leaves_nothing(tmp_path, monkeypatch):
