@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .images import ImageError
+from .images import ImageError, atomic_write
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 MANIFEST = "manifest.csv"
@@ -91,24 +89,14 @@ def read_manifest(path) -> dict:
 
 
 def write_manifest(path, rows: dict) -> None:
-    """Write all rows atomically: a temporary file in the same folder, flushed, then renamed over ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-            w.writeheader()
-            for row in rows.values():
-                w.writerow(row)
-            f.flush()
-            os.fsync(f.fileno())
-        from .images import _umask
+    """Write all rows atomically (:func:`nstedu.images.atomic_write`)."""
+    def write(f):
+        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        for row in rows.values():
+            w.writerow(row)
 
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the manifest the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, write, text=True)
 
 
 def _check_settings(rows: dict, keys, settings: str) -> None:

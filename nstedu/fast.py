@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, fields, replace
@@ -31,7 +30,7 @@ from PIL import Image
 from torch import nn
 
 from . import losses as L
-from .images import ImageLike, load_image, pil_to_tensor, tensor_to_pil
+from .images import ImageLike, atomic_write, load_image, pil_to_tensor, tensor_to_pil
 from .vgg import WeightsError, check_layers, get_vgg
 
 FORMAT = "nstedu-fast-style"
@@ -255,18 +254,7 @@ class FastTraining:
 
 # ----------------------------------------------------------------------------------------------- files
 def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the permissions a plain open() would
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def save_model(net: TransformerNet, path, meta: Optional[dict] = None, **training_state) -> Path:

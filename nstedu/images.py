@@ -11,7 +11,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Callable, Sequence, Union
 
 import numpy as np
 import torch
@@ -172,11 +172,30 @@ def _umask() -> int:
     return mask
 
 
-def save_image(img: Union[Image.Image, torch.Tensor], path: Union[str, os.PathLike], quality: int = 95) -> Path:
-    """Save atomically: write a temporary file in the same folder, then rename it over ``path``.
+def atomic_write(path: Union[str, os.PathLike], write: Callable, text: bool = False) -> Path:
+    """Write ``path`` atomically: ``write(f)`` fills a temporary file in the same folder, which is flushed to disk,
+    given the usual permissions (mkstemp makes 0600) and renamed over ``path``. Any failure, Ctrl-C included,
+    removes the temporary file and leaves ``path`` as it was. Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
+    try:
+        with (os.fdopen(fd, "w", newline="", encoding="utf-8") if text else os.fdopen(fd, "wb")) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
-    The format follows the extension (.png, .jpg/.jpeg, .webp, .bmp, .tif). A crash half-way never leaves a
-    partial file at ``path``. Returns the path.
+
+def save_image(img: Union[Image.Image, torch.Tensor], path: Union[str, os.PathLike], quality: int = 95) -> Path:
+    """Save atomically (see :func:`atomic_write`): a crash half-way never leaves a partial file at ``path``.
+
+    The format follows the extension (.png, .jpg/.jpeg, .webp, .bmp, .tif). Returns the path.
     """
     path = Path(path)
     fmt = SAVE_FORMATS.get(path.suffix.lower())
@@ -184,23 +203,8 @@ def save_image(img: Union[Image.Image, torch.Tensor], path: Union[str, os.PathLi
         raise ImageError(f"output '{path}': unknown image extension '{path.suffix}' (use one of {', '.join(sorted(SAVE_FORMATS))})")
     if isinstance(img, torch.Tensor):
         img = tensor_to_pil(img)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-            img.save(f, format=fmt, **kwargs)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    return atomic_write(path, lambda f: img.save(f, format=fmt, **kwargs))
 
 
 def show(*images, titles: Sequence[str] | None = None, size: float = 4.0, axes=None):
