@@ -115,7 +115,7 @@ def quality(size: int, steps: int, schedules: list[str], plot: Path | None) -> s
     w, h = single.image.size
     oracle = run_style_transfer(CONTENT, STYLE, cfg, steps=steps // 2,
                                 init_image=single.image.resize((w // 2, h // 2), resample=1))
-    curves[f"bound (single-scale result ↓↑, free coarse level)"] = (oracle.history["time"], oracle.history["total"], [])
+    curves["bound (single-scale result ↓↑, free coarse level)"] = (oracle.history["time"], oracle.history["total"], [])
     o_reach = time_to_reach(oracle.history["time"], oracle.history["total"], target)
     o_near = time_to_reach(oracle.history["time"], oracle.history["total"], 1.05 * target)
     o_steps = next((i + 1 for i, v in enumerate(running_min(oracle.history["total"])) if v <= target), None)

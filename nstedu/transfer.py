@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Callable, Mapping, Optional, Sequence, Union
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 from PIL import Image

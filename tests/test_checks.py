@@ -336,9 +336,9 @@ def test_step_mistakes(fn, hint):
 def test_step_reference_passes_and_matches_the_engine():
     expect(checks.check_optimization_step(step_ok), "passed")
     # the engine's Adam loop and the plain step give the same trajectory (what the check relies on)
-    x0, objective = checks._tiny_problem(0)
-    engine_losses, engine_xs = checks._engine_trajectory(x0, objective, 0.1, 6)
-    losses, xs, _ = checks._trajectory(step_ok, x0, objective, lambda p: torch.optim.Adam(p, lr=0.1), 6)
+    x0, objective = checks.optimization._tiny_problem(0)
+    engine_losses, engine_xs = checks.optimization._engine_trajectory(x0, objective, 0.1, 6)
+    losses, xs, _ = checks.optimization._trajectory(step_ok, x0, objective, lambda p: torch.optim.Adam(p, lr=0.1), 6)
     assert losses == pytest.approx(engine_losses, rel=1e-6)
     assert all(torch.allclose(a, b) for a, b in zip(xs, engine_xs))
     assert any(float(v.max()) == 1.0 or float(v.min()) == 0.0 for v in xs)  # the problem does exercise clamping

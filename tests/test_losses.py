@@ -1,5 +1,4 @@
 """Losses against explicit loops, hand-computed values and torch.autograd.gradcheck."""
-import math
 
 import pytest
 import torch
