@@ -169,7 +169,7 @@ def _load_plugins() -> None:
     """Import the modules that register extra sub-commands (each is optional)."""
     import importlib
 
-    for mod in ("nstedu.batch", "nstedu.fast"):
+    for mod in ("nstedu.batch", "nstedu.fast", "nstedu.fast_train"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:

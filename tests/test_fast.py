@@ -174,3 +174,16 @@ def test_unreadable_training_images_are_skipped_with_a_warning(tmp_path):
     (tmp_path / "good.png").unlink()
     with pytest.warns(RuntimeWarning), pytest.raises(ValueError, match="none of the 2 training images"):
         PhotoCrops(training_photos(tmp_path) + [tmp_path / "good.png"], 16, torch.Generator())(1)
+
+
+def test_training_half_is_reachable_from_nstedu_fast_and_the_cli():
+    import nstedu.fast as fast
+    import nstedu.fast_train as fast_train
+    from nstedu.cli import COMMANDS, _load_plugins
+
+    assert all(getattr(fast, n) is getattr(fast_train, n) for n in fast._TRAINING)
+    assert set(fast._TRAINING) <= set(dir(fast))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        fast.nope
+    _load_plugins()
+    assert COMMANDS["fast-train"][2] is fast_train._run_train and COMMANDS["fast"][2] is fast._run_fast
