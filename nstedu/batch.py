@@ -237,15 +237,13 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from . import cli
+    from .multiscale import steps_from_args
 
     styles = cli._names(args.style)
     cfg = cli.config_from_args(args)
-    steps = getattr(args, "steps_per_scale", None)
-    if steps is not None and len(steps) == 1:
-        steps = steps[0]
     report = run_batch(args.input_dir, styles, args.output, blend=args.style_blend is not None,
                        multiscale=getattr(args, "multiscale", False), levels=getattr(args, "levels", None),
-                       steps_per_scale=steps, ext="." + args.format, overwrite=args.overwrite, **cfg)
+                       steps_per_scale=steps_from_args(args), ext="." + args.format, overwrite=args.overwrite, **cfg)
     print(f"{len(report.done)} stylized, {len(report.skipped)} already done, {len(report.failed)} skipped as unreadable "
           f"in {report.seconds:.1f} s; manifest: {report.manifest}")
     return 1 if report.failed and not report.done and not report.skipped else 0

@@ -33,9 +33,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
-from . import losses as L
 from .images import ImageError, ImageLike, pil_to_tensor, tensor_to_pil
-from .transfer import StyleTarget, TransferConfig, load_style
+from .transfer import StyleTarget, TransferConfig, grams_of, load_style
 
 # --------------------------------------------------------------------------------------------- strength
 
@@ -57,7 +56,7 @@ def apply_strength(targets: Sequence[StyleTarget], vgg, content: torch.Tensor, s
     feats = vgg(content, layers)
     out = []
     for t in targets:
-        own = {k: L.gram_matrix(f, None if t.mask is None else L.resize_mask(t.mask, f.shape[-2:])) for k, f in feats.items()}
+        own = grams_of(feats, t.mask)
         out.append(replace(t, grams={k: (1 - strength) * own[k] + strength * t.grams[k] for k in t.grams}))
     return out
 
@@ -138,14 +137,19 @@ def prepare_styles(styles: Sequence[ImageLike], content: torch.Tensor, mode: Opt
 
 
 # ----------------------------------------------------------------------------------------- preprocessing
+def check_enhancement(name: str, v) -> None:
+    """``ValueError`` unless ``v`` is a valid ``contrast``/``sharpness`` amount: a number ≥ -1 (0 = unchanged)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < -1:
+        raise ValueError(f"{name} must be a number ≥ -1 (0 = unchanged, 0.2 = +20 %), got {v!r}")
+
+
 def enhance(img: Image.Image, contrast: float = 0.0, sharpness: float = 0.0) -> Image.Image:
     """Boost (or, negative, reduce) the contrast and sharpness of a photo before stylizing.
 
     ``contrast=0.25`` is ``ImageEnhance.Contrast(img).enhance(1.25)`` (+25 %); ``sharpness=0.1`` likewise
     (+10 %); 0 leaves the image unchanged. Returns an RGB ``PIL.Image``."""
-    for name, v in (("contrast", contrast), ("sharpness", sharpness)):
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= -1):
-            raise ValueError(f"{name} must be a number ≥ -1 (0 = unchanged, 0.2 = +20 %), got {v!r}")
+    check_enhancement("contrast", contrast)
+    check_enhancement("sharpness", sharpness)
     if contrast:
         img = ImageEnhance.Contrast(img).enhance(1.0 + contrast)
     if sharpness:

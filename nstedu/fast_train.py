@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from . import losses as L
 from .fast import IMAGE_SUFFIXES, FastStylizer, init_net, load_net, save_model
 from .images import ImageLike, load_image, pil_to_tensor
+from .transfer import TERMS
 from .vgg import check_layers, get_vgg
 
 
@@ -188,7 +189,7 @@ def train_fast(style: ImageLike, images=None, config: Optional[FastConfig] = Non
     checkpoint is continued up to ``steps`` (same settings required). ``callback(step, parts)`` runs after
     each step. Ctrl-C stops training, saves the checkpoint and returns what was learned so far.
     """
-    from .transfer import load_style, resolve_device
+    from .transfer import load_style, resolve_device, style_grams
 
     unknown = set(overrides) - {f.name for f in fields(FastConfig)}
     if unknown:
@@ -198,7 +199,7 @@ def train_fast(style: ImageLike, images=None, config: Optional[FastConfig] = Non
     net = init_net(cfg.width, cfg.res_blocks, cfg.seed).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
-    history = {k: [] for k in ("step", "total", "content", "style", "tv", "time")}
+    history = {k: [] for k in ("step", *TERMS, "time")}
     meta = {"style": _label(style), "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}}
     train_keys = ("size", "style_size", "batch_size", "content_weight", "style_weight", "tv_weight", "content_layers",
                   "style_layers", "lr", "width", "res_blocks", "seed", "weights")
@@ -220,7 +221,7 @@ def train_fast(style: ImageLike, images=None, config: Optional[FastConfig] = Non
     vgg = get_vgg(cfg.weights, device)
     style_img = load_style(style, cfg.style_size or cfg.size)
     with torch.no_grad():
-        grams = {k: L.gram_matrix(v) for k, v in vgg(pil_to_tensor(style_img, device), cfg.style_layers).items()}
+        grams = style_grams(vgg, pil_to_tensor(style_img, device), cfg.style_layers)
     loss_fn = PerceptualLoss(vgg, grams, cfg.content_layers, cfg.content_weight, cfg.style_weight, cfg.tv_weight)
     crops = PhotoCrops(training_photos(images), cfg.size, gen)
 
@@ -239,20 +240,22 @@ def train_fast(style: ImageLike, images=None, config: Optional[FastConfig] = Non
         for step in range(start + 1, cfg.steps + 1):
             x = crops(cfg.batch_size).to(device)
             total, parts = loss_fn(net(x), x)
-            if not math.isfinite(float(total.detach())):
-                raise FloatingPointError(f"loss became {float(total.detach())} at step {step}: lower lr or the loss weights")
+            # one device->host transfer for the four terms (a term without layers is a plain 0)
+            values = torch.stack([torch.as_tensor(parts[k]).detach().reshape(()).to(total) for k in TERMS]).tolist()
+            if not math.isfinite(values[0]):
+                raise FloatingPointError(f"loss became {values[0]} at step {step}: lower lr or the loss weights")
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
             history["step"].append(step)
             history["time"].append(done_before + time.perf_counter() - t0)
-            for k in ("total", "content", "style", "tv"):
-                history[k].append(float(parts[k].detach()) if torch.is_tensor(parts[k]) else float(parts[k]))
+            for k, v in zip(TERMS, values):
+                history[k].append(v)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{history['total'][-1]:.3g}", refresh=False)
             if callback is not None:
-                callback(step, {k: history[k][-1] for k in ("total", "content", "style", "tv")})
+                callback(step, dict(zip(TERMS, values)))
             if step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 save(step)
     except KeyboardInterrupt:

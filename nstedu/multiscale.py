@@ -103,12 +103,15 @@ def stylize_multiscale(content, style=None, config: Optional[TransferConfig] = N
     if len(steps) != len(sizes) or any(s <= 0 for s in steps):
         raise ValueError(f"steps_per_scale needs one positive number per level ({len(sizes)}), got {steps}")
 
-    _check_memory(content, sizes[-1], cfg)
+    from .transfer import load_content
+
+    thumb = load_content(content, 64).size  # the photo's aspect ratio, for each level's L-BFGS history
+    _check_memory(content, sizes[-1], cfg, thumb)
     t0 = time.perf_counter()
     history = {k: [] for k in ("step", "total", "content", "style", "tv", "time", "size")}
     previous, result, offset, done = None, None, 0, []
     for size, n in zip(sizes, steps):
-        level_cfg = replace(cfg, size=size, steps=n, lbfgs_history=_history(content, size, cfg))
+        level_cfg = replace(cfg, size=size, steps=n, lbfgs_history=_history(thumb, size, cfg))
         start = time.perf_counter() - t0
         shift = offset
 
@@ -137,7 +140,7 @@ def stylize_multiscale(content, style=None, config: Optional[TransferConfig] = N
                    message=f"{result.message}; {note}" if result.message else note)
 
 
-def _check_memory(content, size: int, cfg: TransferConfig) -> None:
+def _check_memory(content, size: int, cfg: TransferConfig, thumb: tuple) -> None:
     """Warn (before hours of work) when the finest level will not fit this machine's memory (CPU runs)."""
     from .transfer import load_content, resolve_device
 
@@ -148,17 +151,15 @@ def _check_memory(content, size: int, cfg: TransferConfig) -> None:
     except (AttributeError, ValueError, OSError):  # not on Linux/macOS
         return
     w, h = load_content(content, size).size
-    need = estimate_memory_gb(w, h, _history(content, size, cfg))
+    need = estimate_memory_gb(w, h, _history(thumb, size, cfg))
     if need > 0.9 * total:
         warnings.warn(f"a {w}×{h} result needs about {need:.0f} GB of memory and this machine has {total:.0f} GB; "
                       f"use a smaller --size", RuntimeWarning, stacklevel=3)
 
 
-def _history(content, size: int, cfg: TransferConfig) -> int:
-    """The L-BFGS history for the content's shape at ``size`` (aspect ratio from the image itself)."""
-    from .transfer import load_content
-
-    w, h = load_content(content, 64).size
+def _history(thumb: tuple, size: int, cfg: TransferConfig) -> int:
+    """The L-BFGS history for the content's shape at ``size`` (aspect ratio from ``thumb``, its (w, h) at 64 px)."""
+    w, h = thumb
     scale = size / max(w, h)
     return lbfgs_history_for(max(1, round(w * scale)), max(1, round(h * scale)), cfg.lbfgs_history)
 
@@ -182,11 +183,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"evaluations per scale, coarse to fine (default: --steps split 1/{LEVEL_RATIO} per finer level)")
 
 
+def steps_from_args(args) -> Union[int, list, None]:
+    """``--steps-per-scale`` as :func:`stylize_multiscale` takes it: one number for every level, a list, or None."""
+    steps = getattr(args, "steps_per_scale", None)
+    return steps[0] if steps is not None and len(steps) == 1 else steps
+
+
 def run_from_args(args, content, style, **kwargs) -> StyleTransferResult:
     """Run :func:`stylize_multiscale` with the CLI's ``--levels``/``--steps-per-scale`` (``kwargs``: the rest)."""
     if kwargs.get("size") is None:
         raise ValueError("--multiscale needs --size (the final longest side, e.g. --size 1920)")
-    steps = args.steps_per_scale
-    if steps is not None and len(steps) == 1:
-        steps = steps[0]
-    return stylize_multiscale(content, style, levels=args.levels, steps_per_scale=steps, **kwargs)
+    return stylize_multiscale(content, style, levels=args.levels, steps_per_scale=steps_from_args(args), **kwargs)

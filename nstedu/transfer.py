@@ -82,10 +82,10 @@ class TransferConfig:
         positive("style_scale")
         if not (isinstance(self.style_strength, (int, float)) and 0.0 <= self.style_strength <= 1.0):
             raise ValueError(f"style_strength must be between 0 and 1 (0–100 %), got {self.style_strength!r}")
-        for name in ("contrast", "sharpness"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < -1:
-                raise ValueError(f"{name} must be a number ≥ -1 (0 = unchanged, 0.2 = +20 %), got {v!r}")
+        from .control import check_enhancement
+
+        check_enhancement("contrast", self.contrast)
+        check_enhancement("sharpness", self.sharpness)
         if self.preserve_colors not in (None, "luminance", "histogram"):
             raise ValueError(f"preserve_colors must be None, 'luminance' or 'histogram', got {self.preserve_colors!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -158,10 +158,14 @@ class StyleTarget:
 
 
 @torch.no_grad()
+def grams_of(feats: dict, mask: Optional[torch.Tensor] = None) -> dict:
+    """``{layer: normalized Gram}`` of ``{layer: features}``; with ``mask`` ``(1, 1, H, W)``, of that region only."""
+    return {k: L.gram_matrix(v, None if mask is None else L.resize_mask(mask, v.shape[-2:])) for k, v in feats.items()}
+
+
 def style_grams(vgg: VGG19Features, style: torch.Tensor, layers: Sequence[str], mask: Optional[torch.Tensor] = None) -> dict:
     """Normalized Gram matrices of ``style`` ``(1, 3, H, W)`` in [0, 1] at ``layers`` (optionally of a masked region)."""
-    feats = vgg(style, layers)
-    return {k: L.gram_matrix(v, None if mask is None else L.resize_mask(mask, v.shape[-2:])) for k, v in feats.items()}
+    return grams_of(vgg(style, layers), mask)
 
 
 def blend_targets(targets: Sequence[dict], weights: Optional[Sequence[float]] = None) -> dict:
