@@ -4,15 +4,16 @@
     img = nstedu.stylize("photo.jpg", "starry_night", size=256, steps=300)
     nstedu.save_image(img, "out.png")
 
-Modules, in the order data flows: :mod:`nstedu.images` → :mod:`nstedu.vgg` → :mod:`nstedu.losses` →
-:mod:`nstedu.transfer` → :mod:`nstedu.images` (save/show). Samples: :mod:`nstedu.samples`.
+Modules, in the order data flows (ARCHITECTURE.md has the picture): :mod:`nstedu.images` and
+:mod:`nstedu.samples` (pictures in) → :mod:`nstedu.vgg` (features) → :mod:`nstedu.losses` and
+:mod:`nstedu.objective` (what is minimized, set by :mod:`nstedu.config`) → :mod:`nstedu.control` (before and after)
+→ :mod:`nstedu.transfer` (the optimizer) → :mod:`nstedu.images` (save/show).
 """
-__version__ = "0.1.0"
-
 from . import samples
-from .env import info, quick_mode
+from .config import TransferConfig
+from .env import __version__, info, quick_mode
 from .images import ImageError, load_image, save_image, show
-from .transfer import StyleTransferResult, TransferConfig, run_style_transfer, stylize
+from .transfer import StyleTransferResult, run_style_transfer, stylize
 from .vgg import WeightsError, get_vgg
 
 __all__ = ["stylize", "run_style_transfer", "TransferConfig", "StyleTransferResult", "load_image", "save_image",

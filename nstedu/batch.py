@@ -24,9 +24,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .images import ImageError, atomic_write
+from tqdm.auto import tqdm
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+from . import objective, transfer
+from .config import TransferConfig
+from .env import default_size, resolve_device
+from .images import IMAGE_EXTENSIONS, ImageError, atomic_write, image_files, save_image  # noqa: F401 (re-exported)
+from .multiscale import stylize_multiscale
+from .vgg import get_vgg
+
 MANIFEST = "manifest.csv"
 COLUMNS = ("input", "style", "output", "status", "seconds", "loss_total", "loss_content", "loss_style", "loss_tv",
            "message", "settings")
@@ -50,7 +56,7 @@ def find_images(folder) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"input folder '{folder}' not found (or not a folder)")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return image_files(folder)
 
 
 def style_name(style) -> str:
@@ -116,16 +122,10 @@ def run_batch(input_dir, styles: Sequence, output_dir, config=None, *, blend: bo
     """Stylize every image in ``input_dir`` with every style in ``styles`` (or with their blend if ``blend``),
     writing ``output_dir/<photo>_<style>.png`` and ``output_dir/manifest.csv``. Returns a :class:`BatchReport`.
 
-    ``config``/``overrides``: :class:`~nstedu.transfer.TransferConfig` fields, the same for every photo.
+    ``config``/``overrides``: :class:`~nstedu.config.TransferConfig` fields, the same for every photo.
     ``multiscale`` (with ``levels``, ``steps_per_scale``) uses :func:`nstedu.multiscale.stylize_multiscale`.
     Outputs that exist are skipped (resume) unless ``overwrite``. A KeyboardInterrupt stops the batch after
     recording what is finished (the photo in progress is not saved) and is re-raised."""
-    from tqdm.auto import tqdm
-
-    from .images import save_image
-    from .transfer import TransferConfig, prepare_style_targets, resolve_device, default_size
-    from .vgg import get_vgg
-
     cfg = replace(config or TransferConfig(), **overrides).validate()
     log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
     if not styles:
@@ -158,7 +158,7 @@ def run_batch(input_dir, styles: Sequence, output_dir, config=None, *, blend: bo
     def targets_for(style, at_size):
         key = (str(style), at_size)
         if key not in cache:
-            cache[key] = prepare_style_targets(style, vgg, replace(cfg, size=at_size), at_size, device)
+            cache[key] = objective.prepare_style_targets(style, vgg, replace(cfg, size=at_size), at_size, device)
         return cache[key]
 
     report = BatchReport(manifest=manifest)
@@ -181,16 +181,12 @@ def run_batch(input_dir, styles: Sequence, output_dir, config=None, *, blend: bo
             t0 = time.perf_counter()
             try:
                 if multiscale:
-                    from .multiscale import stylize_multiscale
-
                     result = stylize_multiscale(path, style if per_photo_targets else None, photo_cfg, levels=levels,
                                                 steps_per_scale=steps_per_scale,
                                                 targets_at=None if per_photo_targets else (lambda s, st=style: targets_for(st, s)))
                 else:
-                    from .transfer import run_style_transfer
-
-                    result = run_style_transfer(path, style if per_photo_targets else None, photo_cfg,
-                                                style_targets=None if per_photo_targets else targets_for(style, size))
+                    result = transfer.run_style_transfer(path, style if per_photo_targets else None, photo_cfg,
+                                                         style_targets=None if per_photo_targets else targets_for(style, size))
             except Exception as e:  # a bad photo must not stop the catalog: report it, record it, go on
                 msg = str(e).splitlines()[0] if str(e) else type(e).__name__
                 if not isinstance(e, ImageError):
@@ -215,47 +211,3 @@ def run_batch(input_dir, styles: Sequence, output_dir, config=None, *, blend: bo
     if not manifest.exists():
         write_manifest(manifest, rows)
     return report
-
-
-# --------------------------------------------------------------------------------------------- command line
-def add_arguments(p) -> None:
-    from . import cli
-
-    p.description = ("Stylize every photo in INPUT_DIR with one setting; OUT_DIR/manifest.csv records each result.\n"
-                     "Finished outputs are skipped, so an interrupted run resumes; unreadable files are skipped.")
-    p.epilog = ("examples:\n  nstedu batch photos/ --style starry_night -o out/ --size 384\n"
-                "  nstedu batch photos/ --style a.jpg,b.jpg -o out/                  # every photo × each style\n"
-                "  nstedu batch photos/ --style a.jpg,b.jpg --style-blend 0.6,0.4 -o out/   # one blended style\n")
-    p.add_argument("input_dir", metavar="INPUT_DIR", help="folder of photos (.jpg, .png, .webp, … directly inside it)")
-    p.add_argument("--style", required=True, metavar="A[,B]",
-                   help="style image(s): paths or sample names; several comma-separated → every photo with each style")
-    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder (created; holds manifest.csv)")
-    p.add_argument("--format", choices=("png", "jpg"), default="png", help="output image format (default png)")
-    p.add_argument("--overwrite", action="store_true", help="redo every photo even if its output exists")
-    cli.add_transfer_arguments(p)
-
-
-def run(args) -> int:
-    from . import cli
-    from .multiscale import steps_from_args
-
-    styles = cli._names(args.style)
-    cfg = cli.config_from_args(args)
-    report = run_batch(args.input_dir, styles, args.output, blend=args.style_blend is not None,
-                       multiscale=getattr(args, "multiscale", False), levels=getattr(args, "levels", None),
-                       steps_per_scale=steps_from_args(args), ext="." + args.format, overwrite=args.overwrite, **cfg)
-    print(f"{len(report.done)} stylized, {len(report.skipped)} already done, {len(report.failed)} skipped as unreadable "
-          f"in {report.seconds:.1f} s; manifest: {report.manifest}")
-    return 1 if report.failed and not report.done and not report.skipped else 0
-
-
-HELP = "stylize every photo in a folder (resumable, with manifest.csv)"
-
-
-def _register() -> None:
-    from . import cli
-
-    cli.COMMANDS["batch"] = (HELP, add_arguments, run)
-
-
-_register()

@@ -1,18 +1,30 @@
-"""Command line: ``nstedu stylize``, ``nstedu samples``, ``nstedu info`` (also ``python -m nstedu``).
+"""The command line, ``nstedu COMMAND …`` (also ``python -m nstedu``): every sub-command is one row of
+:data:`COMMANDS` — its help line, a function that adds its arguments and a function that runs it.
 
-Other modules add their own sub-commands through :data:`COMMANDS` (name -> (add_arguments, run)).
+The options that set a :class:`~nstedu.config.TransferConfig` field (``nstedu stylize``, ``nstedu batch``) or a
+:class:`~nstedu.fast.FastConfig` field (``nstedu fast-train``) are generated from the fields themselves (name,
+type, default, help), so the command line cannot drift from the Python API; :func:`options_markdown` writes the
+same options as the table in README.md.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import time
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Callable
 
-from .losses import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+from . import batch, multiscale, samples, transfer
+from .config import CONTROL, NETWORK, OPTIMIZATION, OUTPUT, WEIGHTS, TransferConfig
+from .env import info
+from .fast import FastConfig, FastStylizer, available_models, export_model, train_fast
+from .images import ImageError, save_image
+from .masks import Mask
+from .vgg import WeightsError
 
-#: Extra sub-commands registered by other modules: name -> (help, add_arguments(parser), run(args) -> int)
-COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
-
+GROUPS = (OUTPUT, WEIGHTS, NETWORK, OPTIMIZATION, CONTROL)  # the order of the option groups in --help
 EPILOG = """examples:
   nstedu stylize photo.jpg starry_night -o out.png
   nstedu stylize chelsea great_wave -o cat.png --size 384 --steps 500 --style-weight 2000
@@ -25,92 +37,145 @@ EPILOG = """examples:
 """
 
 
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+# ------------------------------------------------------------------------------------------ option values
+def _numbers(kind):
+    def parse(text: str) -> list:
+        try:
+            return [kind(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            what = "whole numbers" if kind is int else "numbers"
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
+    return parse
 
 
 def _names(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
-def add_transfer_arguments(p: argparse.ArgumentParser) -> None:
-    """The optimization options shared by ``stylize`` and ``batch`` (jcjohnson/neural-style's names)."""
-    g = p.add_argument_group("output and size")
-    g.add_argument("--size", "-s", type=int, default=None, metavar="PX",
-                   help="longest side of the output in pixels (default: 512 on CUDA, 256 on CPU)")
-    g.add_argument("--style-scale", type=float, default=1.0, metavar="F",
-                   help="size of the style image relative to the output: <1 bigger strokes, >1 smaller (default 1.0)")
-    g = p.add_argument_group("loss weights (α/β = content/style; 1e-3 balanced, 5e-3 more content, 5e-4 more style)")
-    g.add_argument("--content-weight", type=float, default=1.0, metavar="α", help="content loss weight (default 1.0)")
-    g.add_argument("--style-weight", type=float, default=1e3, metavar="β", help="style loss weight (default 1000)")
-    g.add_argument("--tv-weight", type=float, default=None, metavar="γ",
-                   help="total-variation smoothing weight; 0 disables (default: the engine's)")
-    g.add_argument("--style-blend", type=_floats, default=None, metavar="W1,W2",
-                   help="weights for several comma-separated style images, e.g. 0.6,0.4 (default: equal)")
-    g = p.add_argument_group("network")
-    g.add_argument("--content-layers", type=_names, default=list(DEFAULT_CONTENT_LAYERS), metavar="L1,L2",
-                   help=f"comma-separated VGG-19 layers for the content loss (default {','.join(DEFAULT_CONTENT_LAYERS)})")
-    g.add_argument("--style-layers", type=_names, default=list(DEFAULT_STYLE_LAYERS), metavar="L1,L2",
-                   help=f"comma-separated VGG-19 layers for the style loss (default {','.join(DEFAULT_STYLE_LAYERS)})")
-    g.add_argument("--pooling", choices=("max", "avg"), default="max", help="pooling layers of VGG-19 (default max)")
-    g.add_argument("--weights", default="caffe", metavar="SRC",
-                   help="VGG-19 weights: caffe (offline, default), torchvision (downloads once) or a .pth file")
-    g = p.add_argument_group("optimization")
-    g.add_argument("--steps", "-n", type=int, default=300, metavar="N", help="loss evaluations (default 300)")
-    g.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="lbfgs (default) or adam")
-    g.add_argument("--lr", type=float, default=None,
-                   help="step size (default 1.0 for lbfgs; 0.02 for adam on pixels in [0,1]; ×0.96 every 100 steps)")
-    g.add_argument("--init", choices=("content", "noise", "style"), default="content", help="start image (default content)")
-    g.add_argument("--seed", type=int, default=0, help="random seed for the noise init (default 0)")
-    g.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
-    g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    from . import control, multiscale
-
-    control.add_arguments(p)      # --style-strength, --preserve-colors, --contrast, --sharpness
-    multiscale.add_arguments(p)   # --multiscale, --levels, --steps-per-scale
+def _fraction(text: str) -> float:
+    try:
+        v = float(text[:-1]) / 100.0 if text.strip().endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction 0–1 or a percentage like 60%, got {text!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"style strength must be 0–1 or 0%–100%, got {text!r}")
+    return v
 
 
-def config_from_args(args) -> dict:
-    cfg = dict(size=args.size, steps=args.steps, content_weight=args.content_weight, style_weight=args.style_weight,
-               content_layers=tuple(args.content_layers), style_layers=tuple(args.style_layers), optimizer=args.optimizer,
-               lr=args.lr, init=args.init, seed=args.seed, device=args.device, weights=args.weights, pooling=args.pooling,
-               style_scale=args.style_scale, style_blend=args.style_blend, progress=not args.quiet)
-    if args.tv_weight is not None:
-        cfg["tv_weight"] = args.tv_weight
-    from . import control
-
-    cfg.update(control.config_from_args(args))
-    return cfg
+# ---------------------------------------------------------------------------- options from config fields
+def _show(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _cmd_stylize(args) -> int:
-    from .images import save_image
-    from .transfer import run_style_transfer
+def config_options(cls=TransferConfig) -> list[tuple]:
+    """``(field, flags, argparse keywords, help, default as text)`` for every field of ``cls`` on the command line."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in fields(cls):
+        m = f.metadata
+        if not m.get("cli", False):
+            continue
+        flags = m["flags"] or (f"--{f.name.replace('_', '-')}",)
+        kind, typ = m["kind"], hints[f.name]
+        if type(None) in typing.get_args(typ):  # Optional[X] -> X
+            typ = next(t for t in typing.get_args(typ) if t is not type(None))
+        help_ = m["cli_help"] or m["help"]
+        kw, default = dict(dest=f.name, default=f.default), ""
+        if kind == "negate" or typ is bool:
+            kw.update(action="store_false" if kind == "negate" else "store_true")
+        else:
+            item = typing.get_args(typ)[0] if typing.get_origin(typ) is not None else None
+            kw.update(type=_fraction if kind == "fraction" else _names if item is str else
+                      _numbers(item) if item is not None else typ, metavar=m["metavar"], choices=m["choices"])
+            default = _show(f.default) if f.default is not None else m["default_text"] or ""
+        out.append((f, flags, kw, help_, default))
+    return out
 
+
+def add_config_arguments(p: argparse.ArgumentParser, cls=TransferConfig) -> None:
+    """Add an option for every exposed field of ``cls``, in groups (see :func:`config_options`)."""
+    groups = {g: p.add_argument_group(g) for g in GROUPS}
+    for f, flags, kw, help_, default in config_options(cls):
+        help_ += f" (default {default})" if default else ""
+        groups[f.metadata["group"]].add_argument(*flags, help=help_.replace("%", "%%"), **kw)
+
+
+def config_from_args(args, cls=TransferConfig) -> dict:
+    """The ``cls`` fields set by :func:`add_config_arguments`, as keywords (lists become tuples)."""
+    values = {f.name: getattr(args, f.name) for f, *_ in config_options(cls)}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+
+def options_markdown(cls=TransferConfig) -> str:
+    """The options of ``cls`` as a Markdown table (README.md's, checked by the tests)."""
+    rows = ["| option | default | meaning |", "|---|---|---|"]
+    for f, flags, kw, help_, default in config_options(cls):
+        meta = kw.get("metavar") or ("{" + ",".join(kw["choices"]) + "}" if kw.get("choices") else "")
+        option = ", ".join(f"`{flag}{' ' + meta if meta and i == 0 else ''}`" for i, flag in enumerate(flags))
+        rows.append(f"| {option} | {default} | {help_} |")
+    return "\n".join(rows)
+
+
+# ----------------------------------------------------------------------------------- stylize and batch
+def _add_high_resolution(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("high resolution (coarse-to-fine)")
+    g.add_argument("--multiscale", action="store_true",
+                   help="optimize at small sizes first, each result upsampled to start the next (for --size 1000 and up)")
+    g.add_argument("--levels", type=int, default=None, metavar="N",
+                   help=f"number of scales, each half the next (default: down to ≥ {multiscale.MIN_SIZE} px)")
+    g.add_argument("--steps-per-scale", type=_numbers(int), default=None, metavar="N1,N2",
+                   help=f"evaluations per scale, coarse to fine (default: --steps split 1/{multiscale.LEVEL_RATIO} per finer level)")
+
+
+def _steps_per_scale(args):
+    """``--steps-per-scale`` as :func:`~nstedu.multiscale.stylize_multiscale` takes it: a number, a list or None."""
+    steps = args.steps_per_scale
+    return steps[0] if steps is not None and len(steps) == 1 else steps
+
+
+def _add_stylize(p: argparse.ArgumentParser) -> None:
+    p.description, p.epilog = "Stylize CONTENT with STYLE by optimizing the pixels (Gatys et al. 2015).", EPILOG
+    p.add_argument("content", help="content photo: a path or a sample name (see `nstedu samples`)")
+    p.add_argument("style", nargs="?", default=None,
+                   help="style image(s): a path or sample name; several comma-separated are blended (or use --style)")
+    p.add_argument("--style", dest="style_option", default=None, metavar="S1[,S2]",
+                   help="the style image(s), as an option: --style a.jpg,b.jpg --style-blend 0.6,0.4")
+    p.add_argument("-o", "--output", default="out.png", help="output file, .png or .jpg (default out.png)")
+    p.add_argument("--save-every", type=int, default=0, metavar="N",
+                   help="also save the current image every N steps as OUTPUT_NNNN.png (default: never)")
+    add_config_arguments(p)
+    _add_high_resolution(p)
+    g = p.add_argument_group("mask (selective styling)")
+    g.add_argument("--mask", default=None, metavar="FILE",
+                   help="greyscale image, the photo's aspect ratio: white = style, black = keep the photo")
+    g.add_argument("--mask-invert", action="store_true", help="style the black part instead")
+    g.add_argument("--mask-feather", type=float, default=0.0, metavar="PX",
+                   help="soften the mask edge with a Gaussian blur of this radius in output pixels (default 0)")
+    g.add_argument("--mask-no-composite", action="store_true",
+                   help="do not paste the photo back where the mask is black (lets some style bleed across the edge)")
+
+
+def _run_stylize(args) -> int:
     if (args.style is None) == (args.style_option is None):
         raise ValueError("give the style image(s) once: as the second argument or with --style")
     styles = _names(args.style or args.style_option)
-    cfg = config_from_args(args)
-    callback, every = None, 10
+    out, callback = Path(args.output), None
     if args.save_every:
-        from pathlib import Path
-
-        out = Path(args.output)
-        every = args.save_every
-
         def callback(info):
             save_image(info.image, out.with_name(f"{out.stem}_{info.step:04d}{out.suffix}"))
-    from . import control, multiscale
-
+    mask = None if args.mask is None else Mask(args.mask, feather=args.mask_feather, invert=args.mask_invert,
+                                               composite=not args.mask_no_composite)
     style = styles if len(styles) > 1 else styles[0]
-    kwargs = dict(callback=callback, callback_every=every, mask=control.mask_from_args(args), **cfg)
+    kwargs = dict(callback=callback, callback_every=args.save_every or 10, mask=mask, **config_from_args(args))
     if args.multiscale:
-        result = multiscale.run_from_args(args, args.content, style, **kwargs)
+        if args.size is None:
+            raise ValueError("--multiscale needs --size (the final longest side, e.g. --size 1920)")
+        result = multiscale.stylize_multiscale(args.content, style, levels=args.levels,
+                                               steps_per_scale=_steps_per_scale(args), **kwargs)
     else:
-        result = run_style_transfer(args.content, style, **kwargs)
+        result = transfer.run_style_transfer(args.content, style, **kwargs)
     save_image(result.image, args.output)
     losses = result.final_losses() if result.history["step"] else {}
     extra = f" ({result.message})" if result.message else ""
@@ -120,73 +185,136 @@ def _cmd_stylize(args) -> int:
     return 0
 
 
-def _cmd_samples(args) -> int:
-    from . import samples
+def _add_batch(p: argparse.ArgumentParser) -> None:
+    p.description = ("Stylize every photo in INPUT_DIR with one setting; OUT_DIR/manifest.csv records each result.\n"
+                     "Finished outputs are skipped, so an interrupted run resumes; unreadable files are skipped.")
+    p.epilog = ("examples:\n  nstedu batch photos/ --style starry_night -o out/ --size 384\n"
+                "  nstedu batch photos/ --style a.jpg,b.jpg -o out/                  # every photo × each style\n"
+                "  nstedu batch photos/ --style a.jpg,b.jpg --style-blend 0.6,0.4 -o out/   # one blended style\n")
+    p.add_argument("input_dir", metavar="INPUT_DIR", help="folder of photos (.jpg, .png, .webp, … directly inside it)")
+    p.add_argument("--style", required=True, metavar="A[,B]",
+                   help="style image(s): paths or sample names; several comma-separated → every photo with each style")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder (created; holds manifest.csv)")
+    p.add_argument("--format", choices=("png", "jpg"), default="png", help="output image format (default png)")
+    p.add_argument("--overwrite", action="store_true", help="redo every photo even if its output exists")
+    add_config_arguments(p)
+    _add_high_resolution(p)
 
+
+def _run_batch(args) -> int:
+    report = batch.run_batch(args.input_dir, _names(args.style), args.output, blend=args.style_blend is not None,
+                             multiscale=args.multiscale, levels=args.levels, steps_per_scale=_steps_per_scale(args),
+                             ext="." + args.format, overwrite=args.overwrite, **config_from_args(args))
+    print(f"{len(report.done)} stylized, {len(report.skipped)} already done, {len(report.failed)} skipped as unreadable "
+          f"in {report.seconds:.1f} s; manifest: {report.manifest}")
+    return 1 if report.failed and not report.done and not report.skipped else 0
+
+
+# ---------------------------------------------------------------------------------------- fast transfer
+def _add_fast(p: argparse.ArgumentParser) -> None:
+    p.description = ("Stylize CONTENT with a trained network in one forward pass (Johnson et al. 2016). Examples:\n"
+                     "  nstedu fast photo.jpg -o out.png                  # the shipped starry_night model\n"
+                     "  nstedu fast chelsea --model mine.pth --size 1024 -o cat.png\n"
+                     "Train a model with `nstedu fast-train`.")
+    p.add_argument("content", help="photo to stylize: a path or a sample name (see `nstedu samples`)")
+    p.add_argument("--model", "-m", default="starry_night",
+                   help=f"a model file or a shipped model name (default starry_night; shipped: {', '.join(available_models()) or 'none'})")
+    p.add_argument("-o", "--output", default="out.png", help="output file, .png or .jpg (default out.png)")
+    p.add_argument("--size", "-s", type=int, default=None, metavar="PX", help="longest side of the output (default: the photo's)")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, …")
+
+
+def _run_fast(args) -> int:
+    stylizer = FastStylizer.load(args.model, args.device)
+    t0 = time.perf_counter()
+    img = stylizer(args.content, args.size)
+    save_image(img, args.output)
+    print(f"saved {args.output}: {img.width}×{img.height} in {time.perf_counter() - t0:.2f} s on {stylizer.device} "
+          f"(model {args.model}, style {stylizer.meta.get('style', '?')})")
+    return 0
+
+
+def _add_fast_train(p: argparse.ArgumentParser) -> None:
+    p.description = ("Train a fast style-transfer network for STYLE (Johnson et al. 2016). Examples:\n"
+                     "  # CPU, the bundled photos: the recipe of the shipped starry_night model (~16 min, 2 cores)\n"
+                     "  OMP_NUM_THREADS=1 nstedu fast-train starry_night --out starry.pth --size 128 --steps 500 \\\n"
+                     "        --lr 3e-3 --style-weight 20\n"
+                     "  # GPU, COCO (Johnson et al.'s setting)\n"
+                     "  nstedu fast-train my_style.jpg --images coco/train2014 --out mine.pth --device cuda \\\n"
+                     "        --size 256 --steps 40000 --width 32\n"
+                     "  nstedu fast photo.jpg --model starry.pth -o out.png\n"
+                     "Re-running the same command continues from --out (use --restart to start over).")
+    p.add_argument("style", help="style image: a path or a sample name (e.g. starry_night)")
+    p.add_argument("--images", default=None, metavar="DIR", help="folder of training photos (default: the bundled photos)")
+    p.add_argument("--out", "-o", required=True, metavar="PTH", help="checkpoint to write and resume (.pth)")
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint at --out")
+    p.add_argument("--export", default=None, metavar="PTH", help="also write an inference-only copy here (~⅓ the size)")
+    add_config_arguments(p, FastConfig)
+
+
+def _run_fast_train(args) -> int:
+    r = train_fast(args.style, args.images, checkpoint=args.out, resume=not args.restart,
+                   **config_from_args(args, FastConfig))
+    h = r.history
+    print(f"saved {args.out}: step {h['step'][-1] if h['step'] else 0}/{args.steps}, {r.stop_reason}, {r.seconds:.0f} s; "
+          + (f"loss {h['total'][0]:.4g} → {h['total'][-1]:.4g}" if h["total"] else ""))
+    if args.export:
+        export_model(args.out, args.export)
+        print(f"exported {args.export}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- others
+def _run_samples(args) -> int:
     for s in samples.list():
         print(f"{s['name']:<14} {s['kind']:<8} {s['title']} — {s['credit']} ({s['licence']})")
     print("\nUse a name wherever a path is expected, e.g. `nstedu stylize chelsea starry_night -o cat.png`.")
     return 0
 
 
-def _cmd_info(args) -> int:
-    from .env import info
-
+def _run_info(args) -> int:
     for k, v in info().items():
         print(f"{k:<20} {v}")
     return 0
+
+
+# -------------------------------------------------------------------------------------------- the table
+@dataclass(frozen=True)
+class Command:
+    """One sub-command: ``help`` (one line in ``nstedu --help``), ``add_arguments(parser)``, ``run(args) -> int``."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: dict[str, Command] = {
+    "stylize": Command("stylize one photo", _add_stylize, _run_stylize),
+    "batch": Command("stylize every photo in a folder (resumable, with manifest.csv)", _add_batch, _run_batch),
+    "fast": Command("stylize a photo in one pass with a trained network", _add_fast, _run_fast),
+    "fast-train": Command("train a fast style-transfer network for one style", _add_fast_train, _run_fast_train),
+    "samples": Command("list the bundled sample images", lambda p: None, _run_samples),
+    "info": Command("versions, device and weights found", lambda p: None, _run_info),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nstedu", description="Neural style transfer (Gatys et al.) on a frozen VGG-19.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p = sub.add_parser("stylize", help="stylize one photo", formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Stylize CONTENT with STYLE by optimizing the pixels (Gatys et al. 2015).", epilog=EPILOG)
-    p.add_argument("content", help="content photo: a path or a sample name (see `nstedu samples`)")
-    p.add_argument("style", nargs="?", default=None,
-                   help="style image(s): a path or sample name; several comma-separated are blended (or use --style)")
-    p.add_argument("--style", dest="style_option", default=None, metavar="S1[,S2]",
-                   help="the style image(s), as an option: --style a.jpg,b.jpg --style-blend 0.6,0.4")
-    p.add_argument("-o", "--output", default="out.png", help="output file, .png or .jpg (default out.png)")
-    p.add_argument("--save-every", type=int, default=0, metavar="N",
-                   help="also save the current image every N steps as OUTPUT_NNNN.png (default: never)")
-    add_transfer_arguments(p)
-    from .control import add_mask_arguments
-
-    add_mask_arguments(p)         # --mask FILE, --mask-invert, --mask-feather PX
-    p.set_defaults(func=_cmd_stylize)
-    sub.add_parser("samples", help="list the bundled sample images").set_defaults(func=_cmd_samples)
-    sub.add_parser("info", help="versions, device and weights found").set_defaults(func=_cmd_info)
-    for name, (help_text, add_args, run) in COMMANDS.items():
-        q = sub.add_parser(name, help=help_text, formatter_class=argparse.RawDescriptionHelpFormatter)
-        add_args(q)
-        q.set_defaults(func=run)
+    for name, command in COMMANDS.items():
+        p = sub.add_parser(name, help=command.help, formatter_class=argparse.RawDescriptionHelpFormatter)
+        command.add_arguments(p)
+        p.set_defaults(func=command.run)
     return parser
 
 
-def _load_plugins() -> None:
-    """Import the modules that register extra sub-commands (each is optional)."""
-    import importlib
-
-    for mod in ("nstedu.batch", "nstedu.fast", "nstedu.fast_train"):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
-
-
 def main(argv=None) -> int:
-    _load_plugins()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from .images import ImageError
-    from .vgg import WeightsError
-
     try:
         return args.func(args)
     except (ImageError, WeightsError, ValueError, FileNotFoundError) as e:

@@ -1,7 +1,6 @@
-r"""Artistic control: style strength, colour preservation, preprocessing and masks.
-
-Everything here changes *what the optimizer is asked to match*, never the optimizer itself
-(:mod:`nstedu.transfer` calls these helpers; you can also call them yourself):
+r"""Artistic control: what happens to the photo and the style targets *before* the optimization, and to the
+result *after* it. The optimizer itself never changes (:mod:`nstedu.transfer` calls :func:`prepare` and
+:meth:`Prepared.finish`; you can also call the helpers yourself):
 
 * **Style strength** :math:`s \in [0, 1]` blends the targets in feature space (the Gram matrices):
   :math:`A(s) = (1 - s)\,\hat G(\text{content}) + s\,\hat A(\text{style})` with β unchanged. :math:`s = 0`
@@ -16,25 +15,30 @@ Everything here changes *what the optimizer is asked to match*, never the optimi
   are computed; ``"luminance"`` runs the whole transfer on luminance images (YIQ's Y, the style's Y matched to the
   content's mean and spread) and puts the content's chroma (I, Q) back on the result.
 * **Preprocessing**: contrast / sharpness boost of the photo with ``PIL.ImageEnhance`` (+20–30 % / +10–15 %).
-* **Masks**: white = style, black = keep the photo (soft values blend). A mask restricts a style target to a
-  region through masked Gram matrices (:func:`nstedu.losses.gram_matrix`); :func:`region_targets` builds
-  "style A inside, style B outside".
+* **Masks** (:mod:`nstedu.masks`, re-exported here): white = style, black = keep the photo; the photo is pasted
+  back outside the mask after the optimization.
 * **Style scale** (bigger or smaller brush strokes) is ``TransferConfig.style_scale``: the style image is
   resized to ``style_scale ×`` the result's longest side before its Grams are taken (<1 → bigger strokes).
 """
 from __future__ import annotations
 
-import argparse
-import math
 from dataclasses import dataclass, replace
 from typing import Optional, Sequence, Union
 
-import numpy as np
 import torch
-from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+from PIL import Image, ImageEnhance
 
-from .images import ImageError, ImageLike, pil_to_tensor, tensor_to_pil
-from .transfer import StyleTarget, TransferConfig, grams_of, load_style
+from .config import TransferConfig, check_enhancement, style_size
+from .images import ImageLike, pil_to_tensor, tensor_to_pil
+from .masks import (Mask, apply_mask, as_mask, ellipse_mask, load_mask, rectangle_mask,  # noqa: F401 (re-exported)
+                    region_targets)
+from .objective import StyleTarget, grams_of, prepare_style_targets
+from .samples import load_style
+from .vgg import VGG19Features
+
+__all__ = ["apply_strength", "rgb_to_yiq", "yiq_to_rgb", "luminance_rgb", "match_luminance", "keep_content_colors",
+           "match_color_histogram", "prepare_styles", "check_enhancement", "enhance", "Prepared", "prepare", "Mask",
+           "apply_mask", "as_mask", "ellipse_mask", "load_mask", "rectangle_mask", "region_targets"]
 
 # --------------------------------------------------------------------------------------------- strength
 
@@ -137,12 +141,6 @@ def prepare_styles(styles: Sequence[ImageLike], content: torch.Tensor, mode: Opt
 
 
 # ----------------------------------------------------------------------------------------- preprocessing
-def check_enhancement(name: str, v) -> None:
-    """``ValueError`` unless ``v`` is a valid ``contrast``/``sharpness`` amount: a number ≥ -1 (0 = unchanged)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < -1:
-        raise ValueError(f"{name} must be a number ≥ -1 (0 = unchanged, 0.2 = +20 %), got {v!r}")
-
-
 def enhance(img: Image.Image, contrast: float = 0.0, sharpness: float = 0.0) -> Image.Image:
     """Boost (or, negative, reduce) the contrast and sharpness of a photo before stylizing.
 
@@ -157,207 +155,67 @@ def enhance(img: Image.Image, contrast: float = 0.0, sharpness: float = 0.0) -> 
     return img
 
 
-# ------------------------------------------------------------------------------------------------- masks
-_MASK_MODES = ("1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16", "I;16L", "I;16B", "F")
-
-
-def _mask_array(src, label: str) -> np.ndarray:
-    """Any mask source → float array (H, W) in [0, 1]."""
-    if isinstance(src, torch.Tensor):
-        t = src.detach().float().cpu()
-        while t.dim() > 2 and t.shape[0] == 1:
-            t = t[0]
-        if t.dim() != 2:
-            raise ImageError(f"{label}: tensor of shape {tuple(src.shape)} is not a mask (expected (H, W) or (1, 1, H, W))")
-        arr = t.numpy()
-    elif isinstance(src, np.ndarray):
-        arr = np.squeeze(src)
-        if arr.ndim != 2:
-            raise ImageError(f"{label}: array of shape {src.shape} is not a mask (expected one channel, H×W)")
-        if arr.dtype == bool:
-            arr = arr.astype(np.float32)
-        elif arr.dtype.kind in "ui":
-            arr = arr.astype(np.float32) / (65535.0 if arr.max() > 255 else 255.0)
-        arr = arr.astype(np.float32)
-    else:
-        if isinstance(src, Image.Image):
-            img = src
-        else:
-            try:
-                img = Image.open(src)
-                img.load()
-            except FileNotFoundError:
-                raise ImageError(f"{label}: file not found") from None
-            except (OSError, SyntaxError) as e:
-                raise ImageError(f"{label}: not a readable image ({e})") from None
-        img = ImageOps.exif_transpose(img)
-        if img.mode not in _MASK_MODES:
-            raise ImageError(f"{label}: image mode {img.mode} cannot be a mask (use a greyscale image: white = style, black = photo)")
-        if img.mode in ("RGBA", "LA") and img.getchannel("A").getextrema()[0] < 255:
-            img = img.getchannel("A")  # transparency drawn in an editor: opaque = style
-        elif img.mode in ("RGB", "RGBA", "P"):
-            rgb = np.asarray(img.convert("RGB"), dtype=np.int16)
-            if np.abs(rgb - rgb.mean(axis=2, keepdims=True)).max() > 16:
-                raise ImageError(f"{label}: is a colour image; a mask must be greyscale (white = style, black = photo)")
-            img = img.convert("L")
-        if img.mode in ("I", "I;16", "I;16L", "I;16B", "F"):
-            arr = np.asarray(img, dtype=np.float32)
-            top = 1.0 if img.mode == "F" and arr.max() <= 1 else (65535.0 if arr.max() > 255 else 255.0)
-            arr = arr / top
-        else:
-            arr = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
-    if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
-        raise ImageError(f"{label}: mask values must be in [0, 1] (got {arr.min():g} … {arr.max():g})")
-    return arr
-
-
+# ------------------------------------------------------------------------------------------ before / after
 @dataclass
-class Mask:
-    """Where the style goes: ``source`` (path, ``PIL.Image``, array or tensor; white/1 = style, black/0 = photo),
-    ``feather`` (Gaussian blur radius in result pixels: soft edges), ``invert`` (swap inside and outside),
-    ``composite``: after the optimization, blend the result with the photo through the mask,
-    ``m·result + (1 − m)·photo``, so the photo is kept exactly where the mask is black (VGG's receptive fields
-    otherwise let some style bleed a few dozen pixels across the edge); ``False`` keeps the raw result.
+class Prepared:
+    """One optimization's inputs after artistic control: ``photo`` ``(1, 3, H, W)`` in [0, 1] after contrast and
+    sharpness, in colour; ``content``, what the content loss compares with (the photo, or its luminance);
+    ``targets``, the style targets after colour, mask and strength; ``mask`` ``(1, 1, H, W)`` or ``None``;
+    ``composite``: paste the photo back outside the mask afterwards; ``luminance_only``: optimize grey images and
+    put the photo's chroma back afterwards."""
 
-    ``Mask("person.png", feather=8, invert=True).tensor(w, h)`` → ``(1, 1, h, w)`` float in [0, 1]."""
+    photo: torch.Tensor
+    content: torch.Tensor
+    targets: Sequence[StyleTarget]
+    mask: Optional[torch.Tensor] = None
+    composite: bool = False
+    luminance_only: bool = False
 
-    source: object
-    feather: float = 0.0
-    invert: bool = False
-    composite: bool = True
-    name: Optional[str] = None
+    def start(self, x0: torch.Tensor) -> torch.Tensor:
+        """The start image as the optimizer must see it (grey with luminance-only transfer)."""
+        return luminance_rgb(x0) if self.luminance_only else x0
 
-    def tensor(self, width: int, height: int, device=None) -> torch.Tensor:
-        label = self.name or (f"mask '{self.source}'" if isinstance(self.source, (str,)) or hasattr(self.source, "__fspath__")
-                              else "mask")
-        if not (math.isfinite(self.feather) and self.feather >= 0):
-            raise ValueError(f"mask feather must be a non-negative number of pixels, got {self.feather!r}")
-        arr = _mask_array(self.source, label)
-        mh, mw = arr.shape
-        # Same aspect ratio as the content (to within rounding): the mask may be drawn at any resolution.
-        if abs(mw / mh - width / height) > 0.02 * (width / height) + 1.0 / min(mh, height):
-            raise ImageError(f"{label}: is {mw}×{mh} (aspect {mw / mh:.2f}) but the photo's aspect is {width / height:.2f} "
-                             f"({width}×{height} at this size); draw the mask at the photo's size or aspect ratio")
-        img = Image.fromarray(arr.astype(np.float32), mode="F")
-        if (mw, mh) != (width, height):
-            img = img.resize((width, height), Image.BILINEAR)
-        arr = np.asarray(img, dtype=np.float32)
-        if self.feather > 0:  # PIL blurs 8-bit images: 1/255 steps are finer than any visible edge
-            img = Image.fromarray(np.clip(arr * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-            arr = np.asarray(img.filter(ImageFilter.GaussianBlur(self.feather)), dtype=np.float32) / 255.0
-        t = torch.from_numpy(arr.copy()).clamp_(0, 1)[None, None]
-        if self.invert:
-            t = 1.0 - t
-        return t.to(device) if device is not None else t
+    @property
+    def changes_result(self) -> bool:
+        return self.luminance_only or self.composite
+
+    def finish(self, x: torch.Tensor) -> torch.Tensor:
+        """The optimized image ``(1, 3, H, W)`` → the result: with the photo's chroma (:func:`keep_content_colors`)
+        and/or the photo pasted back outside the mask, ``m·x + (1 − m)·photo``."""
+        photo = self.photo.to(x.device)
+        if self.luminance_only:
+            x = keep_content_colors(x, photo)
+        if self.composite:
+            m = self.mask.to(x.device)
+            x = (m * x + (1 - m) * photo).clamp(0, 1)
+        return x
 
 
-def finish(result, photo: torch.Tensor, luminance_only: bool, mask: Optional[torch.Tensor]):
-    """Post-process a :class:`~nstedu.transfer.StyleTransferResult` in place: the photo's chroma
-    (:func:`keep_content_colors`) and/or the photo pasted back outside ``mask`` (``(1, 1, H, W)``). Its losses stay
-    those of the optimized image."""
-    x = result.tensor
-    photo = photo.to(x.device)
+def prepare(photo: Image.Image, style: Union[ImageLike, Sequence[ImageLike], None], vgg: VGG19Features,
+            config: TransferConfig, size: int, device: torch.device, *,
+            style_targets: Optional[Sequence[StyleTarget]] = None, mask=None) -> Prepared:
+    """Apply ``config``'s artistic control to the loaded ``photo`` (at the result's size) and the ``style`` image(s)
+    (or precomputed ``style_targets``): contrast/sharpness, colour mode, style Grams, ``mask``, style strength."""
+    photo_t = content_t = pil_to_tensor(enhance(photo, config.contrast, config.sharpness), device)
+    luminance_only = config.preserve_colors == "luminance"
     if luminance_only:
-        x = keep_content_colors(x, photo)
-    if mask is not None:
-        m = mask.to(x.device)
-        x = (m * x + (1 - m) * photo).clamp(0, 1)
-    result.tensor, result.image = x, tensor_to_pil(x)
-    return result
-
-
-def as_mask(mask) -> Mask:
-    """A :class:`Mask` from a ``Mask`` or anything it accepts as ``source``."""
-    return mask if isinstance(mask, Mask) else Mask(mask)
-
-
-def load_mask(src, size, *, feather: float = 0.0, invert: bool = False, device=None) -> torch.Tensor:
-    """Load a mask for a result of ``size`` = (width, height) (e.g. ``content_image.size``) as ``(1, 1, H, W)``
-    in [0, 1]; raises :class:`~nstedu.images.ImageError` with a one-line reason if its mode or shape does not fit."""
-    return Mask(src, feather, invert).tensor(size[0], size[1], device)
-
-
-def ellipse_mask(width: int, height: int, box: Sequence[float] = (0.2, 0.1, 0.8, 0.9), feather: float = 0.0) -> torch.Tensor:
-    """A white ellipse in ``box`` = (left, top, right, bottom) as fractions of the size: ``(1, 1, H, W)``."""
-    from PIL import ImageDraw
-
-    img = Image.new("L", (width, height), 0)
-    ImageDraw.Draw(img).ellipse([box[0] * width, box[1] * height, box[2] * width, box[3] * height], fill=255)
-    return Mask(img, feather).tensor(width, height)
-
-
-def rectangle_mask(width: int, height: int, box: Sequence[float] = (0.0, 0.0, 0.5, 1.0), feather: float = 0.0) -> torch.Tensor:
-    """A white rectangle in ``box`` = (left, top, right, bottom) as fractions of the size: ``(1, 1, H, W)``."""
-    arr = np.zeros((height, width), np.float32)
-    arr[round(box[1] * height):round(box[3] * height), round(box[0] * width):round(box[2] * width)] = 1.0
-    return Mask(arr, feather).tensor(width, height)
-
-
-def apply_mask(targets: Sequence[StyleTarget], mask, width: int, height: int, device=None) -> list[StyleTarget]:
-    """Restrict every target that has no mask of its own to ``mask`` (white = style)."""
-    ready = isinstance(mask, torch.Tensor) and mask.dim() == 4 and tuple(mask.shape[-2:]) == (height, width)
-    m = (mask if device is None else mask.to(device)) if ready else as_mask(mask).tensor(width, height, device)
-    return [t if t.mask is not None else replace(t, mask=m) for t in targets]
-
-
-def region_targets(vgg, inside: Union[ImageLike, Sequence[ImageLike]], mask, config: TransferConfig, size: int,
-                   width: int, height: int, outside: Union[ImageLike, Sequence[ImageLike], None] = None,
-                   device="cpu") -> list[StyleTarget]:
-    """Style targets for "style ``inside`` where the mask is white, ``outside`` (or the photo) elsewhere".
-
-    ``size`` is the result's longest side and (``width``, ``height``) its shape (e.g. ``load_image(photo,
-    size).size``). Pass the list as ``run_style_transfer(photo, style_targets=...)``."""
-    from .transfer import prepare_style_targets
-
-    m = as_mask(mask).tensor(width, height, device)
-    out = [replace(t, mask=m) for t in prepare_style_targets(inside, vgg, config, size, device)]
-    if outside is not None:
-        out += [replace(t, mask=1.0 - m) for t in prepare_style_targets(outside, vgg, config, size, device)]
-    return out
-
-
-# --------------------------------------------------------------------------------------------- command line
-def _strength(text: str) -> float:
-    try:
-        v = float(text[:-1]) / 100.0 if text.strip().endswith("%") else float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction 0–1 or a percentage like 60%, got {text!r}") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"style strength must be 0–1 or 0%–100%, got {text!r}")
-    return v
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The artistic-control options shared by ``nstedu stylize`` and ``nstedu batch``."""
-    g = p.add_argument_group("artistic control")
-    g.add_argument("--style-strength", type=_strength, default=1.0, metavar="S",
-                   help="how much style, 0–1 or 0%%–100%% (Gram targets blended with the photo's; try 0.5–0.6; default 1)")
-    g.add_argument("--preserve-colors", choices=("luminance", "histogram"), default=None,
-                   help="keep the photo's colours: luminance-only transfer, or recolour the style to the photo's histogram")
-    g.add_argument("--contrast", type=float, default=0.0, metavar="F",
-                   help="boost the photo's contrast before stylizing, e.g. 0.25 = +25%% (default 0)")
-    g.add_argument("--sharpness", type=float, default=0.0, metavar="F",
-                   help="sharpen the photo before stylizing, e.g. 0.1 = +10%% (default 0)")
-
-
-def add_mask_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("mask (selective styling)")
-    g.add_argument("--mask", default=None, metavar="FILE",
-                   help="greyscale image, the photo's aspect ratio: white = style, black = keep the photo")
-    g.add_argument("--mask-invert", action="store_true", help="style the black part instead")
-    g.add_argument("--mask-feather", type=float, default=0.0, metavar="PX",
-                   help="soften the mask edge with a Gaussian blur of this radius in output pixels (default 0)")
-    g.add_argument("--mask-no-composite", action="store_true",
-                   help="do not paste the photo back where the mask is black (lets some style bleed across the edge)")
-
-
-def config_from_args(args) -> dict:
-    """The :class:`~nstedu.transfer.TransferConfig` fields set by :func:`add_arguments`."""
-    return dict(style_strength=args.style_strength, preserve_colors=args.preserve_colors, contrast=args.contrast,
-                sharpness=args.sharpness)
-
-
-def mask_from_args(args) -> Optional[Mask]:
-    if getattr(args, "mask", None) is None:
-        return None
-    return Mask(args.mask, feather=args.mask_feather, invert=args.mask_invert, composite=not args.mask_no_composite)
+        content_t = luminance_rgb(photo_t)
+    if style_targets is None:
+        if style is None:
+            if config.style_weight > 0:
+                raise ValueError("no style image given (or set style_weight=0)")
+            style_targets = []
+        else:
+            styles = list(style) if isinstance(style, (list, tuple)) else [style]
+            styles = prepare_styles(styles, photo_t, config.preserve_colors, style_size(size, config.style_scale))
+            style_targets = prepare_style_targets(styles, vgg, config, size, device)
+    elif config.preserve_colors == "histogram":
+        raise ValueError("preserve_colors='histogram' recolours the style images for each photo: pass style images, not style_targets")
+    h, w = content_t.shape[-2:]
+    mask_t = None if mask is None else as_mask(mask).tensor(w, h, device)
+    if mask_t is not None:
+        style_targets = apply_mask(style_targets, mask_t, w, h, device)
+    if config.style_strength < 1 and config.style_weight > 0:
+        style_targets = apply_strength(style_targets, vgg, content_t, config.style_strength, config.style_layers)
+    return Prepared(photo_t, content_t, style_targets, mask_t, mask_t is not None and as_mask(mask).composite,
+                    luminance_only)

@@ -84,7 +84,7 @@ def strip_solutions(source: str, where: str = "cell", markdown: bool = False) ->
 
 def make_exercise(nb, name: str = "solution"):
     """A new notebook: ``nb`` with solutions stubbed, outputs cleared and a generated-file note on top."""
-    import nbformat
+    import nbformat  # optional (the notebooks/test extras): only the instructor tools need it
 
     ex = copy.deepcopy(nb)
     for k, cell in enumerate(ex.cells):
@@ -103,14 +103,14 @@ def make_exercise(nb, name: str = "solution"):
 
 def render(nb) -> str:
     """The exact text written for a notebook (stable, so files can be compared)."""
-    import nbformat
+    import nbformat  # optional (the notebooks/test extras): only the instructor tools need it
 
     return nbformat.writes(nb, version=4).rstrip("\n") + "\n"
 
 
 def expected(solutions: Path) -> dict[str, str]:
     """``{file name: exercise text}`` for every ``*.ipynb`` in ``solutions``."""
-    import nbformat
+    import nbformat  # optional (the notebooks/test extras): only the instructor tools need it
 
     out = {}
     for path in sorted(Path(solutions).glob("*.ipynb")):

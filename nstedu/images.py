@@ -23,6 +23,8 @@ ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, bytes, torch.Tensor
 MAX_PIXELS = 2 * 89_478_485
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+#: File extensions read as images wherever a folder is scanned (``nstedu batch``, fast-network training).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
 class ImageError(ValueError):
@@ -37,16 +39,31 @@ def _describe(src, name: str | None) -> str:
     return f"<{type(src).__name__}>"
 
 
+#: PIL modes holding one channel of 16-bit, 32-bit integer or float values (scaled by :func:`white_level`).
+WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def white_level(arr: np.ndarray, mode: str) -> float:
+    """The value that means white in ``arr`` (pixels of a PIL image of ``mode``, or ``"I"`` for integer arrays of
+    unknown range): 1 for float images in [0, 1], 65535 for 16-bit images or any values above 255, else 255."""
+    if mode == "F" and arr.max() <= 1.0:
+        return 1.0
+    return 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+
+
+def image_files(folder: Union[str, os.PathLike], recursive: bool = False) -> list[Path]:
+    """Files in ``folder`` (and its subfolders if ``recursive``) with an :data:`IMAGE_EXTENSIONS` suffix, sorted."""
+    found = Path(folder).rglob("*") if recursive else Path(folder).iterdir()
+    return sorted(p for p in found if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     """Convert any PIL mode to 8-bit RGB (alpha composited on white, 16-bit scaled, CMYK converted)."""
     if img.mode == "RGB":
         return img
-    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+    if img.mode in WIDE_MODES:
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        if img.mode == "F" and arr.max() <= 1.0:
-            top = 1.0
-        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        arr = np.clip(arr / white_level(arr, img.mode) * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(arr, "L").convert("RGB")
     if img.mode == "P":
         img = img.convert("RGBA")
@@ -68,7 +85,7 @@ def _from_array(arr: np.ndarray) -> Image.Image:
     if arr.dtype.kind == "f":
         arr = np.clip(arr, 0.0, 1.0) * 255.0 + 0.5
     elif arr.dtype == np.uint16:
-        arr = arr / 257.0 + 0.5
+        arr = arr / white_level(arr, "I;16") * 255.0 + 0.5
     arr = np.clip(arr, 0, 255).astype(np.uint8)
     return Image.fromarray(arr)
 
@@ -212,7 +229,7 @@ def show(*images, titles: Sequence[str] | None = None, size: float = 4.0, axes=N
 
     Accepts anything :func:`load_image` accepts. Returns the matplotlib figure.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy, and only for notebooks: imported when first used
 
     pics = [load_image(im) for im in images]
     if titles is None:

@@ -17,7 +17,6 @@ vectors per history entry (2 × 25 MB at 1080p), so the history is shortened at 
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import time
@@ -25,7 +24,11 @@ import warnings
 from dataclasses import replace
 from typing import Callable, Optional, Sequence, Union
 
-from .transfer import StyleTarget, StyleTransferResult, TransferConfig, run_style_transfer
+from .config import TransferConfig
+from .env import resolve_device
+from .objective import LossHistory, StyleTarget
+from .samples import load_content
+from .transfer import StyleTransferResult, run_style_transfer
 
 #: Coarsest level's longest side when the levels are chosen automatically.
 MIN_SIZE = 200
@@ -103,12 +106,10 @@ def stylize_multiscale(content, style=None, config: Optional[TransferConfig] = N
     if len(steps) != len(sizes) or any(s <= 0 for s in steps):
         raise ValueError(f"steps_per_scale needs one positive number per level ({len(sizes)}), got {steps}")
 
-    from .transfer import load_content
-
     thumb = load_content(content, 64).size  # the photo's aspect ratio, for each level's L-BFGS history
     _check_memory(content, sizes[-1], cfg, thumb)
     t0 = time.perf_counter()
-    history = {k: [] for k in ("step", "total", "content", "style", "tv", "time", "size")}
+    history = LossHistory(extra=("size",))
     previous, result, offset, done = None, None, 0, []
     for size, n in zip(sizes, steps):
         level_cfg = replace(cfg, size=size, steps=n, lbfgs_history=_history(thumb, size, cfg))
@@ -122,11 +123,7 @@ def stylize_multiscale(content, style=None, config: Optional[TransferConfig] = N
                                     style_targets=None if targets_at is None else targets_at(size),
                                     init_image=previous, mask=mask, callback=level_callback if callback else None,
                                     callback_every=callback_every, should_stop=should_stop)
-        for k in ("total", "content", "style", "tv"):
-            history[k] += result.history[k]
-        history["step"] += [s + offset for s in result.history["step"]]
-        history["time"] += [t + start for t in result.history["time"]]
-        history["size"] += [size] * len(result.history["step"])
+        history.extend(result.history, step_offset=offset, time_offset=start, size=size)
         done.append(size)
         if on_level is not None:
             on_level(size, result)
@@ -142,8 +139,6 @@ def stylize_multiscale(content, style=None, config: Optional[TransferConfig] = N
 
 def _check_memory(content, size: int, cfg: TransferConfig, thumb: tuple) -> None:
     """Warn (before hours of work) when the finest level will not fit this machine's memory (CPU runs)."""
-    from .transfer import load_content, resolve_device
-
     if resolve_device(cfg.device).type != "cpu":
         return
     try:
@@ -162,35 +157,3 @@ def _history(thumb: tuple, size: int, cfg: TransferConfig) -> int:
     w, h = thumb
     scale = size / max(w, h)
     return lbfgs_history_for(max(1, round(w * scale)), max(1, round(h * scale)), cfg.lbfgs_history)
-
-
-# --------------------------------------------------------------------------------------------- command line
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """``--multiscale``, ``--levels``, ``--steps-per-scale`` (for ``nstedu stylize`` and ``nstedu batch``)."""
-    g = p.add_argument_group("high resolution (coarse-to-fine)")
-    g.add_argument("--multiscale", action="store_true",
-                   help="optimize at small sizes first, each result upsampled to start the next (for --size 1000 and up)")
-    g.add_argument("--levels", type=int, default=None, metavar="N",
-                   help=f"number of scales, each half the next (default: down to ≥ {MIN_SIZE} px)")
-    g.add_argument("--steps-per-scale", type=_ints, default=None, metavar="N1,N2",
-                   help=f"evaluations per scale, coarse to fine (default: --steps split 1/{LEVEL_RATIO} per finer level)")
-
-
-def steps_from_args(args) -> Union[int, list, None]:
-    """``--steps-per-scale`` as :func:`stylize_multiscale` takes it: one number for every level, a list, or None."""
-    steps = getattr(args, "steps_per_scale", None)
-    return steps[0] if steps is not None and len(steps) == 1 else steps
-
-
-def run_from_args(args, content, style, **kwargs) -> StyleTransferResult:
-    """Run :func:`stylize_multiscale` with the CLI's ``--levels``/``--steps-per-scale`` (``kwargs``: the rest)."""
-    if kwargs.get("size") is None:
-        raise ValueError("--multiscale needs --size (the final longest side, e.g. --size 1920)")
-    return stylize_multiscale(content, style, levels=args.levels, steps_per_scale=steps_from_args(args), **kwargs)

@@ -14,9 +14,11 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
+import matplotlib.pyplot as plt
 import torch
 
-TERMS = ("total", "content", "style", "tv")
+from .images import load_image
+from .objective import TERMS
 
 
 def _history(run) -> dict:
@@ -28,8 +30,6 @@ def _history(run) -> dict:
 
 
 def _new_axes(n: int, cols: int, size: float, ax=None):
-    import matplotlib.pyplot as plt
-
     if ax is not None:
         axes = list(ax) if isinstance(ax, (list, tuple)) else list(getattr(ax, "flat", [ax]))
         return axes[0].figure, axes
@@ -118,8 +118,6 @@ def image_grid(images: Sequence, titles: Sequence[str] | None = None, cols: int 
 
     ``row_labels`` (optional) label the rows on the left, e.g. for a sweep of settings.
     """
-    from .images import load_image
-
     pics = [load_image(im) for im in images]
     cols = cols or len(pics)
     fig, axes = _new_axes(len(pics), cols, size)

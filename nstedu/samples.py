@@ -1,8 +1,10 @@
-"""Bundled sample images: a few licensed content photos and public-domain paintings, so everything works offline.
+"""Bundled sample images: a few licensed content photos and public-domain paintings, so everything works offline,
+and how the engine reads its inputs: a sample name or anything :func:`nstedu.images.load_image` takes.
 
     >>> from nstedu import samples
     >>> samples.list()                  # names, with kind and credit
     >>> img = samples.load("starry_night", size=256)
+    >>> photo = samples.load_content("chelsea", 256)      # a name, a path, a PIL image, an array …
 
 Licences and sources: ``nstedu/data/SOURCES.md`` (see :func:`licences`).
 """
@@ -10,8 +12,11 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Optional
 
 from PIL import Image
+
+from .images import load_image
 
 #: name -> (kind, title, credit, licence)
 SAMPLES = {
@@ -50,11 +55,25 @@ def path(name: str) -> Path:
 
 def load(name: str, size: int | None = None) -> Image.Image:
     """A bundled sample as an RGB ``PIL.Image``, longest side resized to ``size`` if given."""
-    from .images import load_image
-
     return load_image(path(name), size, name=f"sample '{name}'")
 
 
 def licences() -> str:
     """The text of ``SOURCES.md``: where each bundled image comes from and its licence."""
     return (_data_dir() / "SOURCES.md").read_text(encoding="utf-8")
+
+
+def _load_as(src, size, role: str) -> Image.Image:
+    if isinstance(src, str) and src in SAMPLES:
+        src = path(src)
+    return load_image(src, size, name=f"{role} '{src}'" if isinstance(src, str) else role)
+
+
+def load_style(src, size: Optional[int] = None) -> Image.Image:
+    """A style image: a bundled sample name or anything :func:`load_image` takes; errors say "style image '…'"."""
+    return _load_as(src, size, "style image")
+
+
+def load_content(src, size: Optional[int] = None) -> Image.Image:
+    """A content photo: a bundled sample name or anything :func:`load_image` takes; errors say "content image '…'"."""
+    return _load_as(src, size, "content image")

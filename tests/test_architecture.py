@@ -1,0 +1,137 @@
+"""The shape of the package (ARCHITECTURE.md), read from the source with ``ast``: every module-level import points
+down one declared layer order (so there is no import circle), no module imports nstedu code from inside a
+function, the only function-local imports are of heavy or optional libraries and say so, every module stays under
+350 lines, and importing the command line stays cheap."""
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "nstedu"
+
+#: The layer order, bottom first: a module may import (at module level) only modules listed before it.
+#: The same order is drawn in ARCHITECTURE.md; a new module must be placed here.
+LAYERS = [
+    "nstedu.images", "nstedu.samples", "nstedu.vgg", "nstedu.env",                 # pictures and the network
+    "nstedu.losses", "nstedu.config", "nstedu.objective",                            # what is minimized
+    "nstedu.masks", "nstedu.control",                                                 # before / after
+    "nstedu.transfer",                                                                # the optimizer
+    "nstedu.multiscale", "nstedu.batch", "nstedu.fast.network", "nstedu.fast.training", "nstedu.fast",
+    "nstedu.fast_train",                                                              # built on the engine
+    "nstedu.plotting", "nstedu.widget_layout", "nstedu.widgets", "nstedu.cli",       # for people
+    "nstedu", "nstedu.__main__",
+    "nstedu.exercises", "nstedu.checks.core", "nstedu.checks.colour", "nstedu.checks.content_tv",
+    "nstedu.checks.gram_style", "nstedu.checks.optimization", "nstedu.checks.grading", "nstedu.checks",
+    "nstedu.checks.__main__",                                                         # the course's tools
+]
+
+#: Libraries that may be imported inside a function: heavy ones (seconds to import) or optional extras.
+LAZY_OK = {"matplotlib", "torchvision", "nbformat", "nbclient", "IPython", "ipywidgets", "tqdm"}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def resolve(node: ast.ImportFrom | ast.Import, module: str) -> list[str]:
+    """The nstedu modules an import statement loads (``from . import x`` → the submodule x if it is one)."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names if a.name.split(".")[0] == "nstedu"]
+    package = module if MODULES[module].name == "__init__.py" else module.rsplit(".", 1)[0]
+    if node.level:
+        base = package
+        for _ in range(node.level - 1):
+            base = base.rsplit(".", 1)[0]
+        base = f"{base}.{node.module}" if node.module else base
+    else:
+        base = node.module or ""
+    if base.split(".")[0] != "nstedu":
+        return []
+    subs = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in MODULES]
+    return subs if len(subs) == len(node.names) else subs + [base]
+
+
+def imports(module: str):
+    """``(module-level nstedu imports, [(line, imported top-level name, nstedu target or None, has comment)] of the
+    imports inside functions)``."""
+    source = MODULES[module].read_text(encoding="utf-8")
+    lines = source.splitlines()
+    tree = ast.parse(source)
+    top = [t for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom)) for t in resolve(node, module)]
+    local = []
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(fn):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    name = node.names[0].name if isinstance(node, ast.Import) else (node.module or "")
+                    commented = "#" in lines[node.lineno - 1] or lines[node.lineno - 2].strip().startswith("#")
+                    local.append((node.lineno, name.split(".")[0], resolve(node, module), commented))
+    return top, local
+
+
+def test_every_module_has_a_place_in_the_layer_order():
+    unplaced = sorted(set(MODULES) - set(LAYERS))
+    assert not unplaced, f"add {unplaced} to LAYERS in tests/test_architecture.py (and to ARCHITECTURE.md)"
+    assert len(LAYERS) == len(set(LAYERS))
+
+
+def test_module_level_imports_point_down_the_layers():
+    rank = {m: i for i, m in enumerate(LAYERS)}
+    upward = [f"{m} imports {t}" for m in MODULES for t in imports(m)[0] if rank[t] >= rank[m]]
+    assert upward == []
+
+
+def test_the_import_graph_has_no_cycle_even_counting_imports_inside_functions():
+    graph = {m: set(imports(m)[0]) | {t for *_, targets, _ in imports(m)[1] for t in targets} for m in MODULES}
+    state: dict = {}
+
+    def visit(m, path):
+        if state.get(m) == "done":
+            return
+        assert state.get(m) != "open", "import cycle: " + " -> ".join(path[path.index(m):] + [m])
+        state[m] = "open"
+        for t in sorted(graph[m]):
+            visit(t, path + [m])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        visit(m, [])
+
+
+def test_function_local_imports_are_only_heavy_or_optional_libraries_and_say_why():
+    bad = [f"{MODULES[m].relative_to(PACKAGE.parent)}:{line} imports {name}" + ("" if commented else " without a comment")
+           for m in MODULES for line, name, targets, commented in imports(m)[1]
+           if targets or name not in LAZY_OK or not commented]
+    assert bad == []
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE.parent)))
+def test_modules_are_at_most_350_lines(path):
+    assert len(path.read_text(encoding="utf-8").splitlines()) <= 350
+
+
+def test_the_graph_reader_sees_imports_it_must_see():
+    """Guard the reader itself: known edges of the package are found (else the tests above would pass vacuously)."""
+    top, _ = imports("nstedu.transfer")
+    assert {"nstedu.control", "nstedu.objective", "nstedu.config", "nstedu.vgg"} <= set(top)
+    assert "nstedu.losses" in imports("nstedu.fast.training")[0]
+    assert "nstedu.transfer" in imports("nstedu.checks.optimization")[0]
+    assert any(name == "torchvision" for _, name, _, _ in imports("nstedu.vgg")[1])
+
+
+def test_importing_the_command_line_is_cheap():
+    """`import nstedu.cli` (what the `nstedu` script does) loads no plotting, widgets or autograder."""
+    code = ("import sys, nstedu.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('matplotlib', 'ipywidgets', 'IPython') or m.startswith('nstedu.checks')))")
+    env = dict(os.environ, PYTHONPATH=str(PACKAGE.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("MPLBACKEND", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
