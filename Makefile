@@ -5,11 +5,12 @@ STAMP   := $(VENV)/.nstedu-installed
 NBVAL   := NSTEDU_QUICK=1 MPLBACKEND=Agg $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider
 PORT    ?= 8888
 
-.PHONY: help setup lab test test-py test-nb test-browser demo bench exercises check-exercises clean
+.PHONY: help setup lab test test-py test-nb test-slow test-browser demo bench exercises check-exercises clean
 
 help:
 	@echo "make lab           set up .venv (first time) and open JupyterLab on notebooks/"
-	@echo "make test          unit tests + every notebook (quick mode) under nbval"
+	@echo "make test          unit tests + every notebook (quick mode) under nbval (≤ 4 min on 2 cores)"
+	@echo "make test-slow     the slow calibration tests (minutes; CI runs them)"
 	@echo "make test-browser  real-browser JupyterLab test of the playground (needs chromium)"
 	@echo "make demo          stylize a bundled photo -> outputs/demo.png"
 	@echo "make bench         benchmarks -> benchmarks/RESULTS.md"
@@ -29,7 +30,10 @@ lab: $(STAMP)
 test: $(STAMP) test-py test-nb
 
 test-py: $(STAMP)
-	MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider tests -m "not browser"
+	MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider tests -m "not browser and not slow"
+
+test-slow: $(STAMP)
+	MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider tests -m "slow and not browser"
 
 test-nb: $(STAMP)
 	@nbs="$$(ls notebooks/*.ipynb solutions/*.ipynb exercises/*.ipynb 2>/dev/null)"; \

@@ -158,3 +158,31 @@ def test_error_names_the_role():
 def test_show_returns_figure(small_pair):
     fig = images.show(*small_pair, small_pair[0])
     assert [a.get_title() for a in fig.axes] == ["content", "style", "result"]
+
+
+def test_batch_and_fast_training_read_the_same_image_files(tmp_path):
+    """One list of image extensions: a folder scanned by `nstedu batch` and by fast-network training gives the
+    same files (a .gif too), and .txt / extension-less files are left out by both."""
+    from nstedu import batch
+    from nstedu.fast import training_photos
+
+    for name in ("a.jpg", "b.PNG", "c.gif", "d.webp", "e.tiff", "f.bmp", "g.jpeg"):
+        Image.new("RGB", (8, 6), "red").save(tmp_path / name, format={".jpg": "JPEG", ".jpeg": "JPEG", ".tiff": "TIFF"}
+                                             .get(os.path.splitext(name.lower())[1], None))
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "README").write_text("x")
+    want = ["a.jpg", "b.PNG", "c.gif", "d.webp", "e.tiff", "f.bmp", "g.jpeg"]
+    assert [p.name for p in batch.find_images(tmp_path)] == want
+    assert [p.name for p in training_photos(tmp_path)] == want
+
+
+@pytest.mark.parametrize("arr, mode, white", [
+    (np.array([[0, 300]], np.float64), "I;16", 65535.0),    # 16-bit data
+    (np.array([[0, 200]], np.float64), "I;16", 65535.0),    # 16-bit data, however dark
+    (np.array([[0, 200]], np.float64), "I", 255.0),         # 32-bit integers holding 8-bit values
+    (np.array([[0, 4000]], np.float64), "I", 65535.0),      # … or 16-bit ones
+    (np.array([[0, 0.5]], np.float64), "F", 1.0),           # floats in [0, 1]
+    (np.array([[0, 180.0]], np.float64), "F", 255.0),       # floats on the 8-bit scale
+])
+def test_white_level_of_wide_images(arr, mode, white):
+    assert images.white_level(arr, mode) == white
