@@ -15,7 +15,7 @@ style transfer over the weights of a network, averaged over a batch of photos (:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 
@@ -186,5 +186,7 @@ def term_values(parts: dict, probe: Optional[torch.Tensor] = None) -> list[float
     """The :data:`TERMS` of an objective's output as floats, in one device→host transfer (plus ``probe``'s value
     at the end, if given: the engine sends a sum of the gradient along to check it for NaN)."""
     total = parts["total"]
-    values: Iterable = [torch.as_tensor(parts[k]).detach().reshape(()).to(total) for k in TERMS]
-    return torch.stack([*values, *(() if probe is None else (probe.detach().to(total),))]).tolist()
+    values = [torch.as_tensor(parts[k]).detach().reshape(()).to(total) for k in TERMS]
+    if probe is not None:
+        values.append(probe.detach().to(total))
+    return torch.stack(values).tolist()
