@@ -265,6 +265,10 @@ def _run_fast_train(args) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- others
+def _no_arguments(p: argparse.ArgumentParser) -> None:
+    pass
+
+
 def _run_samples(args) -> int:
     for s in samples.list():
         print(f"{s['name']:<14} {s['kind']:<8} {s['title']} — {s['credit']} ({s['licence']})")
@@ -293,8 +297,8 @@ COMMANDS: dict[str, Command] = {
     "batch": Command("stylize every photo in a folder (resumable, with manifest.csv)", _add_batch, _run_batch),
     "fast": Command("stylize a photo in one pass with a trained network", _add_fast, _run_fast),
     "fast-train": Command("train a fast style-transfer network for one style", _add_fast_train, _run_fast_train),
-    "samples": Command("list the bundled sample images", lambda p: None, _run_samples),
-    "info": Command("versions, device and weights found", lambda p: None, _run_info),
+    "samples": Command("list the bundled sample images", _no_arguments, _run_samples),
+    "info": Command("versions, device and weights found", _no_arguments, _run_info),
 }
 
 
