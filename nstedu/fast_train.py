@@ -132,8 +132,10 @@ class FastConfig:
     content_weight: float = 1.0         # α
     style_weight: float = 1e2           # β; lower than the engine's 1e3, see the note below
     tv_weight: float = 1e2              # γ
-    content_layers: Sequence[str] = L.DEFAULT_CONTENT_LAYERS  # Johnson et al. use relu2_2 (of VGG-16)
-    style_layers: Sequence[str] = L.DEFAULT_STYLE_LAYERS
+    # the pre-ReLU layers and plain Gatys sums its weights were calibrated with (the engine's moved to relu layers
+    # and relative terms, issue 12); Johnson et al. use relu2_2 (of VGG-16)
+    content_layers: Sequence[str] = ("conv4_2",)
+    style_layers: Sequence[str] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
     lr: float = 1e-3                    # Adam learning rate (3e-3 for short runs; 1e-2 diverged in our trials)
     width: int = 16                     # channels of the first conv (paper: 32); 4·width in the residual blocks
     res_blocks: int = 5                 # residual blocks (paper: 5)

@@ -225,9 +225,15 @@ class Objective:
         self.layer_weights = config.layer_weights()
         self.style_targets = list(style_targets)
         h, w = content.shape[-2:]
-        self.scale = L.size_scale(h, w, config.size_invariant)
         with torch.no_grad():
             self.content_targets = vgg(content, self.content_layers) if self.content_layers else {}
+        # each term relative to its target's energy (nstedu.losses): every style layer counts, and the balance does
+        # not depend on the image, the painting or (size_invariant) the pixel count
+        size = 1.0 if config.size_invariant else h * w / L.REFERENCE_PIXELS
+        self.content_scales = {k: L.relative_content_scale(v, size) for k, v in self.content_targets.items()}
+        self.style_weights = [L.relative_style_weights({k: t.grams[k] for k in self.style_layers}, self.layer_weights)
+                              for t in self.style_targets]
+        self.tv_scale = L.tv_scale(h, w, config.size_invariant)
         self._masks: dict = {}
 
     def _mask_for(self, target_index: int, target: StyleTarget, layer: str, shape) -> Optional[torch.Tensor]:
@@ -242,13 +248,13 @@ class Objective:
         cfg = self.config
         feats = self.vgg(x, self.layers) if self.layers else {}
         zero = x.new_zeros(())
-        c = sum((L.content_loss(feats[k], self.content_targets[k], self.scale) for k in self.content_layers), zero)
+        c = sum((L.content_loss(feats[k], self.content_targets[k], self.content_scales[k]) for k in self.content_layers), zero)
         s = zero
         for i, t in enumerate(self.style_targets if self.style_layers else []):
             masks = None if t.mask is None else {k: self._mask_for(i, t, k, feats[k].shape) for k in self.style_layers}
             s = s + t.weight * L.style_loss({k: feats[k] for k in self.style_layers},
-                                            {k: t.grams[k] for k in self.style_layers}, self.layer_weights, masks)
-        tv = L.tv_loss(x, self.scale) if cfg.tv_weight > 0 else zero
+                                            {k: t.grams[k] for k in self.style_layers}, self.style_weights[i], masks)
+        tv = L.tv_loss(x, self.tv_scale) if cfg.tv_weight > 0 else zero
         total = cfg.content_weight * c + cfg.style_weight * s + cfg.tv_weight * tv
         return total, {"total": total, "content": c, "style": s, "tv": tv}
 

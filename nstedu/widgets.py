@@ -34,7 +34,7 @@ from . import samples, transfer
 from .env import in_colab
 from .images import ImageError, load_image, resize_longest, save_image, tensor_to_pil
 from .losses import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
-from .vgg import CONV_LAYERS
+from .vgg import LAYER_NAMES
 
 #: One-click settings. α/β = 5e-3 keeps more of the photo, 1e-3 is balanced, 5e-4 leans to the painting.
 PRESETS = {
@@ -181,7 +181,7 @@ class Playground:
             self.layer_rows[layer] = (cb, w)
             rows.append(W.HBox([cb, w]))
         self.content_layer = self._reg("content_layer", W.Dropdown(
-            options=CONV_LAYERS, value=DEFAULT_CONTENT_LAYERS[0], description="content layer", style=_DESC))
+            options=[n for n in LAYER_NAMES if not n.startswith("pool")], value=DEFAULT_CONTENT_LAYERS[0], description="content layer", style=_DESC))
         layers = W.VBox([W.HTML("<div style='line-height:1.4'><b>style layers</b> (weights are normalized "
                                 "to sum to 1 over the ticked ones)</div>")]
                         + rows + [self.content_layer])
