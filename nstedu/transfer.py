@@ -51,7 +51,7 @@ class TransferConfig:
     device: str = "auto"                   # "auto" (cuda > mps > cpu), "cpu", "cuda", "cuda:1", "mps"
     weights: str = "caffe"                 # VGG-19 weights: "caffe" (offline), "torchvision" or a .pth path
     pooling: str = "max"                   # "max" or "avg" (Gatys et al. prefer avg for smoother results)
-    size_invariant: bool = True            # scale content and TV terms to a 512×512 reference: same look at any size
+    size_invariant: bool = True            # relative terms that do not grow with the pixel count; False: content and TV grow like plain sums
     style_scale: float = 1.0               # style image's longest side relative to the result's: >1 = smaller strokes
     style_blend: Optional[Sequence[float]] = None  # weights of several style images (e.g. 0.6, 0.4); None: equal
     style_strength: float = 1.0            # 0 … 1: how much of the style to apply (see nstedu.control)
@@ -420,6 +420,10 @@ def optimize(objective: Callable, x0: torch.Tensor, cfg: TransferConfig, *, call
         opt.zero_grad(set_to_none=True)
         total, parts = objective(x)
         total.backward()
+        if x.grad is not None:  # projected gradient: a pixel at 0 or 1 is not pushed further out, where the clamp
+            with torch.no_grad():  # above would undo the move (without this, L-BFGS's curvature pairs see steps that
+                g = x.grad         # change nothing and its directions blow up: issue 12)
+                g.masked_fill_(((x <= 0) & (g > 0)) | ((x >= 1) & (g < 0)), 0.0)
         # one device->host transfer per evaluation: the four loss terms and a finiteness probe of the gradient
         probe = x.grad.sum() if x.grad is not None else total.new_zeros(())
         terms = torch.stack([parts[k].detach().reshape(()).to(total.dtype) for k in TERMS] + [probe.detach()]).tolist()
