@@ -48,7 +48,7 @@ DEFAULT_CONTENT_LAYERS = ("relu4_2",)
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 #: :math:`K`: the relative content error is multiplied by this so that α/β = 1e-3 is the balanced setting
 #: (measured on the quality benchmark, ``benchmarks/bench_quality.py``).
-CONTENT_SCALE = 100.0
+CONTENT_SCALE = 200.0
 
 
 def size_scale(height: int, width: int, size_invariant: bool = True) -> float:

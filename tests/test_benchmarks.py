@@ -53,7 +53,7 @@ def test_multiscale_quality_quick_table(capsys):
 
 
 FAKE_PEER = '''
-import argparse, shutil
+import argparse
 p = argparse.ArgumentParser()
 for a in ("-content_image", "-style_image", "-image_size", "-gpu", "-backend", "-model_file", "-output_image",
           "-save_iter", "-print_iter", "-seed", "-num_iterations"):

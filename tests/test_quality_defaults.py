@@ -5,7 +5,6 @@
 * α/β keeps its meaning: 5e-3 keeps more of the photo than 1e-3, which keeps more than 5e-4;
 * long L-BFGS runs stay finite and spend their whole budget (the NaN at step ~938 of a long run).
 """
-import math
 import warnings
 
 import numpy as np
@@ -111,20 +110,24 @@ def test_ratio_ordering_on_a_tiny_pair():
     assert q[1].layers["relu1_1"] < 0.1  # the painting's colours are reached at the balanced setting
 
 
-#: How far (relative) any evaluation of a long run may rise above the best loss seen before it. The line search
-#: tries steps that it then rejects, so a little rise is normal; the runaway directions of the NaN bug rose 2000×.
-RISE_TOLERANCE = 0.5
+#: How far (relative) any evaluation of a long run may rise above the best loss seen before it: the line search
+#: tries steps it then rejects, so a small rise is normal (0.2 % measured here). Before issue 12's fixes this run
+#: hit NaN at evaluations 1348 and 1436 (the guard's retries); relative terms without the projected gradient rose
+#: 4× above the best at evaluation 417 (a runaway L-BFGS direction).
+RISE_TOLERANCE = 0.05
 
 
 @pytest.mark.slow
 def test_long_lbfgs_run_stays_finite_and_spends_its_budget():
+    """1500 L-BFGS evaluations at 32 px with the defaults (≈ 2 min on a 2-core CPU: VGG-19's weights, not the pixels,
+    set the cost of an evaluation at this size): finite, the whole budget spent, no guard retry, no runaway step."""
     steps = 1500
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # a NaN retry of the guard would fail the test
         r = run_style_transfer("chelsea", "starry_night", size=32, steps=steps, progress=False, device="cpu")
-    h = r.history["total"]
+    h = np.array(r.history["total"])
     assert r.stop_reason == "finished" and len(h) == steps
-    assert all(math.isfinite(v) for v in h)
+    assert np.isfinite(h).all()
     best = np.minimum.accumulate(h)
-    assert np.max((np.array(h[1:]) - best[:-1]) / best[:-1]) <= RISE_TOLERANCE
-    assert r.best_loss < 0.5 * h[0] and r.best_step > steps // 2  # still improving in the second half
+    assert np.max((h[1:] - best[:-1]) / best[:-1]) <= RISE_TOLERANCE
+    assert r.best_loss < 0.25 * h[0]  # 613 → 92 measured
