@@ -1,8 +1,7 @@
 """Does α/β mean the same at every size? Balance measures at 256/512/1024 px, size-invariant vs plain sums.
 
-Measures (independent of the losses being optimized):
-* content distance  ‖F(out) − F(content)‖² / ‖F(content)‖² at relu4_2 (0 = the photo's content untouched)
-* style distance    mean over conv1_1…conv5_1 of ‖Ĝ(out) − Ĝ(style)‖² / ‖Ĝ(style)‖²   (0 = the painting's texture)
+Measures: :mod:`nstedu.metrics` (content distance at relu4_2, 0 = the photo's content untouched; style distance =
+mean over relu1_1…relu5_1 of the relative Gram errors, 0 = the painting's texture).
 
 Usage: python benchmarks/bench_balance.py [--quick] [--sizes 256,512,1024] [--steps N] [--weights caffe,torchvision]
 """
@@ -13,29 +12,19 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_section  # noqa: E402
 
 import nstedu  # noqa: E402
-from nstedu import losses as L  # noqa: E402
-from nstedu.images import pil_to_tensor  # noqa: E402
+from nstedu import metrics  # noqa: E402
 from nstedu.vgg import WeightsError, get_vgg  # noqa: E402
 
 
 def balance(vgg, out, content, style):
-    """(content distance, style distance) of ``out`` — see the module docstring."""
-    x, c = pil_to_tensor(out, vgg.in_scale.device), pil_to_tensor(content.resize(out.size), vgg.in_scale.device)
-    s = pil_to_tensor(style, vgg.in_scale.device)
-    layers = list(L.DEFAULT_STYLE_LAYERS)
-    with torch.no_grad():
-        fx, fc, fs = vgg(x, ["relu4_2"] + layers), vgg(c, ["relu4_2"]), vgg(s, layers)
-    cd = float((fx["relu4_2"] - fc["relu4_2"]).pow(2).sum() / fc["relu4_2"].pow(2).sum())
-    sd = float(np.mean([float((L.gram_matrix(fx[k]) - L.gram_matrix(fs[k])).pow(2).sum()
-                              / L.gram_matrix(fs[k]).pow(2).sum()) for k in layers]))
-    return cd, sd
+    """(content distance, style distance) of ``out`` as defined in :mod:`nstedu.metrics` (post-ReLU features;
+    the style distance is the mean over relu1_1…relu5_1)."""
+    q = metrics.measure(out, content, style, vgg)
+    return q.content, q.style
 
 
 def main(argv=None):

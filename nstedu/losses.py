@@ -8,20 +8,30 @@ With :math:`F^l` the features of the generated image at layer :math:`l` (:math:`
 * Content loss:               :math:`L_c = \tfrac12 \sum (F^l - P^l)^2 \cdot s`
 * Style loss of one layer:    :math:`E_l = \tfrac14 \sum (\hat G^l - \hat A^l)^2
   = \sum (G^l - A^l)^2 / (4 N_l^2 M_l^2)` (Gatys et al.'s exact form)
-* Style loss:                 :math:`L_s = \sum_l w_l E_l` with :math:`w_l = 1/5` over conv1_1…conv5_1
+* Style loss:                 :math:`L_s = \sum_l w_l E_l`
 * Total variation:            :math:`L_{tv} = \sum (x_{i+1,j} - x_{i,j})^2 + (x_{i,j+1} - x_{i,j})^2 \cdot s` (x in 0–255)
 * Total:                      :math:`L = \alpha L_c + \beta L_s + \gamma L_{tv}`
 
-These are Gatys et al.'s normalizations on the Caffe network's feature scale, for which their α/β range holds:
-5e-3 keeps more content, 1e-3 is balanced, 5e-4 leans to style.
+**Layers.** Gatys et al.'s Caffe model computes ReLU *in place*, so the blobs the paper calls conv4_2 and
+conv1_1 … conv5_1 hold *rectified* activations: the defaults are ``relu4_2`` and ``relu1_1`` … ``relu5_1``
+(as in neural-style and neural-style-pt).
 
-**Size invariance.** :math:`L_c` and :math:`L_{tv}` are sums over positions, so they grow with the pixel
-count while :math:`L_s` does not: the same α/β would look more photographic at 1080p than at 256 px. With
-``size_invariant=True`` (the default of the engine) both are multiplied by
-:math:`s = \text{REFERENCE\_PIXELS} / (H \cdot W)`, i.e. measured as if the image had 512×512 pixels, the
-size Gatys et al. worked at: at 512×512 this is exactly their form, at any other size the balance is the same.
-(A 256×256 reference made 1e-3 and 5e-4 indistinguishable at small sizes — both fully stylized — so the
-documented range would not hold; measured in ``benchmarks/bench_balance.py``.)
+**Normalization: every layer counts.** On the Caffe feature scale the painting's Gram energy
+:math:`\|\hat A^l\|^2` is about 1e6 at relu1_1 and 1e11 at relu4_1, so with equal :math:`w_l` the first layer —
+the painting's colours and finest strokes — gets 1e-5 of relu4_1's pull and is hardly matched (measured:
+its gradient is 1e-6 of relu4_1's). The engine (:class:`nstedu.transfer.Objective`) therefore uses these same
+formulas with each term divided by its target's energy (:func:`relative_content_scale`,
+:func:`relative_style_weights`, :func:`tv_scale`):
+
+.. math:: L = \alpha\, K \frac{\|F - P\|^2}{\|P\|^2} + \beta \sum_l w_l \frac{\|\hat G^l - \hat A^l\|^2}{\|\hat A^l\|^2}
+          + \gamma\, \overline{(\nabla x)^2}
+
+— relative errors, the quantities :mod:`nstedu.metrics` reports. :math:`K` = :data:`CONTENT_SCALE` is chosen
+(measured) so that Gatys et al.'s α/β range keeps its meaning: 5e-3 keeps more of the photo, 1e-3 is balanced,
+5e-4 leans to the painting. TV is the mean squared difference of neighbouring pixels (values in [0, 1]).
+Relative errors and means do not grow with the pixel count, so the same α/β gives the same balance at any size
+(``size_invariant=True``); with ``size_invariant=False`` the content and TV terms grow with the pixel count like
+Gatys et al.'s plain sums (equal to the invariant form at :data:`REFERENCE_PIXELS`).
 """
 from __future__ import annotations
 
@@ -33,13 +43,38 @@ import torch.nn.functional as F
 #: Pixel count at which the size-invariant losses equal Gatys et al.'s sums (a 512 × 512 image).
 REFERENCE_PIXELS = 512 * 512
 
-DEFAULT_CONTENT_LAYERS = ("conv4_2",)
-DEFAULT_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+#: Post-ReLU layers: what the paper's Caffe "conv4_2" / "conv1_1 … conv5_1" blobs hold (ReLU runs in place there).
+DEFAULT_CONTENT_LAYERS = ("relu4_2",)
+DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+#: :math:`K`: the relative content error is multiplied by this so that α/β = 1e-3 is the balanced setting
+#: (measured on the quality benchmark, ``benchmarks/bench_quality.py``).
+CONTENT_SCALE = 200.0
 
 
 def size_scale(height: int, width: int, size_invariant: bool = True) -> float:
     """The factor :math:`s` applied to the content and TV sums for an ``height`` × ``width`` image."""
     return REFERENCE_PIXELS / float(height * width) if size_invariant else 1.0
+
+
+def relative_content_scale(target: torch.Tensor, size_factor: float = 1.0) -> float:
+    r"""The ``scale`` for :func:`content_loss` that makes it :math:`K \|F - P\|^2 / \|P\|^2` (× ``size_factor``):
+    the content error relative to the photo's own feature energy, :math:`K` = :data:`CONTENT_SCALE`."""
+    energy = float(target.detach().double().pow(2).sum())
+    return 2.0 * CONTENT_SCALE * size_factor / max(energy, 1e-12)
+
+
+def relative_style_weights(target_grams: Mapping[str, torch.Tensor], layer_weights: Mapping[str, float]) -> dict[str, float]:
+    r""":math:`w_l \cdot 4 / \|\hat A^l\|^2` per layer: with these weights :func:`style_loss` is
+    :math:`\sum_l w_l \|\hat G^l - \hat A^l\|^2 / \|\hat A^l\|^2`, each layer's error relative to the painting's."""
+    energy = {k: float(a.detach().double().pow(2).sum()) for k, a in target_grams.items()}
+    return {k: layer_weights.get(k, 0.0) * 4.0 / e if e > 0 else 0.0 for k, e in energy.items()}  # 0: nothing to match
+
+
+def tv_scale(height: int, width: int, size_invariant: bool = True) -> float:
+    """The ``scale`` for :func:`tv_loss` that makes it the mean over the ``height`` × ``width`` pixels of the squared
+    neighbour differences in [0, 1] units (with ``size_invariant=False``: the sum, divided by :data:`REFERENCE_PIXELS`)."""
+    pixels = height * width if size_invariant else REFERENCE_PIXELS
+    return 1.0 / (TV_PIXEL_SCALE ** 2 * pixels)
 
 
 class _SymmetricGram(torch.autograd.Function):

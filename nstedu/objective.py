@@ -127,11 +127,15 @@ class Objective:
     network's output for the batch ``content``). Weights, layers and size scaling come from ``config``. With a
     batch (B > 1) every term is the mean over its images. Terms whose weight is 0 are skipped (reported as 0)
     unless ``skip_unweighted=False``.
+
+    ``relative=True`` (the engine's): each term relative to its target's energy, so that every style layer counts
+    and the balance does not depend on the photo, the painting or the pixel count (:mod:`nstedu.losses`);
+    ``relative=False``: Gatys et al.'s plain sums, size-scaled (what the fast networks were calibrated with).
     """
 
     def __init__(self, vgg: VGG19Features, content: Optional[torch.Tensor], style_targets: Sequence[StyleTarget],
-                 config: TransferConfig, *, skip_unweighted: bool = True):
-        self.vgg, self.config = vgg, config
+                 config: TransferConfig, *, skip_unweighted: bool = True, relative: bool = True):
+        self.vgg, self.config, self.relative = vgg, config, relative
         keep = (lambda w: w > 0) if skip_unweighted else (lambda w: True)
         self.content_layers = list(config.content_layers) if keep(config.content_weight) else []
         self.style_layers = list(config.style_layers) if keep(config.style_weight) else []
@@ -139,9 +143,12 @@ class Objective:
         self.layers = list(dict.fromkeys(self.content_layers + self.style_layers))
         self.layer_weights = config.layer_weights()
         self.style_targets = list(style_targets)
-        self.content_targets = self.content_features(content) if content is not None else None
+        self.style_weights = [L.relative_style_weights({k: t.grams[k] for k in self.style_layers}, self.layer_weights)
+                              if relative else self.layer_weights for t in self.style_targets]
         self._masks: dict = {}
         self._scales: dict = {}
+        self.content_targets = self.content_features(content) if content is not None else None
+        self.content_scales = self._content_scales(self.content_targets, *content.shape[-2:]) if content is not None else None
 
     @torch.no_grad()
     def content_features(self, content: torch.Tensor) -> dict:
@@ -149,10 +156,22 @@ class Objective:
         return self.vgg(content, self.content_layers) if self.content_layers else {}
 
     def scale(self, height: int, width: int) -> float:
-        """The size factor of the content and TV terms (:func:`nstedu.losses.size_scale`)."""
+        """The size factor of the plain content and TV sums (:func:`nstedu.losses.size_scale`)."""
         if (height, width) not in self._scales:
             self._scales[(height, width)] = L.size_scale(height, width, self.config.size_invariant)
         return self._scales[(height, width)]
+
+    def tv_scale(self, height: int, width: int) -> float:
+        """The factor of the TV sum: the mean over pixels (relative) or the size-scaled sum."""
+        return L.tv_scale(height, width, self.config.size_invariant) if self.relative else self.scale(height, width)
+
+    def _content_scales(self, targets: dict, height: int, width: int) -> dict:
+        """Per content layer, the ``scale`` of :func:`nstedu.losses.content_loss`: relative to the photo's
+        feature energy (per image of a batch), or the size factor of the plain sum."""
+        if not self.relative:
+            return {k: self.scale(height, width) for k in targets}
+        size = 1.0 if self.config.size_invariant else height * width / L.REFERENCE_PIXELS
+        return {k: L.relative_content_scale(v, size) * v.shape[0] for k, v in targets.items()}
 
     def _mask_for(self, target_index: int, target: StyleTarget, layer: str, shape) -> Optional[torch.Tensor]:
         if target.mask is None:
@@ -165,17 +184,21 @@ class Objective:
     def __call__(self, x: torch.Tensor, content: Optional[torch.Tensor] = None):
         cfg = self.config
         feats = self.vgg(x, self.layers) if self.layers else {}
-        targets = self.content_features(content) if content is not None else self.content_targets
-        if targets is None:
+        if content is not None:
+            targets = self.content_features(content)
+            scales = self._content_scales(targets, *x.shape[-2:])
+        elif self.content_targets is None:
             raise ValueError("this objective has no content photo: call it as objective(x, content)")
-        scale, zero = self.scale(*x.shape[-2:]), x.new_zeros(())
-        c = sum((L.content_loss(feats[k], targets[k], scale) for k in self.content_layers), zero)
+        else:
+            targets, scales = self.content_targets, self.content_scales
+        zero = x.new_zeros(())
+        c = sum((L.content_loss(feats[k], targets[k], scales[k]) for k in self.content_layers), zero)
         s = zero
         for i, t in enumerate(self.style_targets if self.style_layers else []):
             masks = None if t.mask is None else {k: self._mask_for(i, t, k, feats[k].shape) for k in self.style_layers}
             s = s + t.weight * L.style_loss({k: feats[k] for k in self.style_layers},
-                                            {k: t.grams[k] for k in self.style_layers}, self.layer_weights, masks)
-        tv = L.tv_loss(x, scale) if self.with_tv else zero
+                                            {k: t.grams[k] for k in self.style_layers}, self.style_weights[i], masks)
+        tv = L.tv_loss(x, self.tv_scale(*x.shape[-2:])) if self.with_tv else zero
         if x.shape[0] > 1:  # a batch: the mean over its images
             c, s, tv = c / x.shape[0], s / x.shape[0], tv / x.shape[0]
         total = cfg.content_weight * c + cfg.style_weight * s + cfg.tv_weight * tv

@@ -268,7 +268,7 @@ class PlaygroundLayout:
         return self._source(self.content.value), (styles if len(styles) > 1 else styles[0] if styles else None)
 
     def set(self, **values):
-        """Set controls by config name, e.g. ``set(style_weight=2e3, style_layers=("conv1_1", "conv2_1"))``;
+        """Set controls by config name, e.g. ``set(style_weight=2e3, style_layers=("relu1_1", "relu2_1"))``;
         also ``content=`` (a name) and ``style=`` (a name or list of names, ticked; others unticked)."""
         simple = dict(content_weight=self.content_weight, style_weight=self.style_weight, style_strength=self.style_strength,
                       size=self.size, steps=self.steps, optimizer=self.optimizer, lr=self.lr, init=self.init,

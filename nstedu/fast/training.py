@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .. import losses as L
 from .. import samples
 from ..config import NETWORK, OPTIMIZATION, OUTPUT, WEIGHTS, TransferConfig, setting
 from ..env import resolve_device
@@ -98,14 +97,15 @@ class PerceptualLoss(Objective):
     over a batch, with every term measured (even at weight 0).
 
     ``output``: the network's ``(B, 3, H, W)``; ``content``: the input photos ``(B, 3, H, W)`` in [0, 1];
-    ``style_grams``: ``{layer: (1, C, C)}`` normalized Grams of the style image.
+    ``style_grams``: ``{layer: (1, C, C)}`` normalized Grams of the style image. Gatys et al.'s plain sums
+    (``relative=False``): what the training weights below were calibrated with.
     """
 
     def __init__(self, vgg, style_grams: dict, content_layers: Sequence[str], content_weight: float,
                  style_weight: float, tv_weight: float):
         config = TransferConfig(content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
                                 content_layers=tuple(content_layers), style_layers=tuple(style_grams))
-        super().__init__(vgg, None, [StyleTarget(style_grams)], config, skip_unweighted=False)
+        super().__init__(vgg, None, [StyleTarget(style_grams)], config, skip_unweighted=False, relative=False)
 
     def __call__(self, output: torch.Tensor, content: torch.Tensor):
         return super().__call__(output, content)
@@ -126,9 +126,12 @@ class FastConfig:
     style_weight: float = setting(1e2, "β: weight of the style loss; lower than the engine's 1e3 (see below)", WEIGHTS,
                                   metavar="β")
     tv_weight: float = setting(1e2, "γ: total-variation weight", WEIGHTS, metavar="γ")
-    content_layers: Sequence[str] = setting(L.DEFAULT_CONTENT_LAYERS, "VGG-19 content layers (Johnson et al.: relu2_2 "
+    # the pre-ReLU layers and plain sums its weights were calibrated with (the engine moved to relu layers and
+    # relative terms in issue 12)
+    content_layers: Sequence[str] = setting(("conv4_2",), "VGG-19 content layers (Johnson et al.: relu2_2 "
                                             "of VGG-16)", NETWORK, metavar="L1,L2")
-    style_layers: Sequence[str] = setting(L.DEFAULT_STYLE_LAYERS, "VGG-19 style layers", NETWORK, metavar="L1,L2")
+    style_layers: Sequence[str] = setting(("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"), "VGG-19 style layers",
+                                          NETWORK, metavar="L1,L2")
     lr: float = setting(1e-3, "Adam learning rate (3e-3 for short runs; 1e-2 diverged in our trials)", OPTIMIZATION,
                         metavar="X")
     width: int = setting(16, "channels of the first conv (paper: 32); 4·width in the residual blocks", NETWORK,
