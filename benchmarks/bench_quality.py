@@ -274,6 +274,8 @@ def main(argv=None):
     ap.add_argument("--sizes", default=None, help="size-invariance mode: e.g. 256,512,1024 (α/β = 1e-3, multi-scale)")
     ap.add_argument("--long", type=int, default=None, metavar="STEPS",
                     help="long-run mode: one run of STEPS evaluations at --size (default 64 px) with the defaults")
+    ap.add_argument("--ratios", default=None, help="comma-separated α/β values to run (default 5e-3,1e-3,5e-4)")
+    ap.add_argument("--redo", action="store_true", help="run again what quality.json already holds")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out-dir", type=Path, default=Path("outputs/bench_quality"), help="where result images go")
     args = ap.parse_args(argv)
@@ -310,14 +312,17 @@ def main(argv=None):
     json_path = out_dir / "quality.json" if args.quick else RESULTS_JSON
     records = load_records(json_path)
     weights_dir = Path(tempfile.mkdtemp(prefix="nstedu-peer-")) if args.peer else None
+    ratios = [float(r) for r in args.ratios.split(",")] if args.ratios else RATIOS
     for photo, painting in pairs:
         if args.only != "peer":
-            for ratio in RATIOS:
+            for ratio in ratios:
+                if not args.redo and key("nstedu", photo, painting, ratio, size) in records:
+                    continue
                 rec, _ = run_ours(photo, painting, ratio, size, steps, str(device), vgg, out_dir)
                 records = add_record(json_path, key("nstedu", photo, painting, ratio, size), rec)
                 print(f"nstedu {photo} × {painting} α/β={ratio:g}: content {rec['content']:.3f} style {rec['style']:.3f} "
                       f"relu1_1 {rec['layers']['relu1_1']:.3f} ({rec['seconds']:.0f} s)", flush=True)
-        if args.peer and args.only != "nstedu":
+        if args.peer and args.only != "nstedu" and (args.redo or key("peer", photo, painting, None, size) not in records):
             rec = run_peer(args.peer.expanduser().resolve(), photo, painting, size, device, peer_weights(weights_dir),
                            vgg, out_dir, args.peer_iterations or (20 if args.quick else None))
             records = add_record(json_path, key("peer", photo, painting, None, size), rec)
