@@ -162,7 +162,8 @@ def _load_progress(parts: Path, fingerprint: str, resume: bool, output: Path) ->
         shutil.rmtree(parts, ignore_errors=True)
         return fresh
     if not progress.is_file():
-        return fresh  # nothing to resume: start from the first frame
+        print(f"note: no unfinished run of '{output}' to resume: starting from the first frame")
+        return fresh
     saved = json.loads(progress.read_text())
     if saved.get("fingerprint") != fingerprint:
         raise V.VideoError(f"output '{output}': {parts} was made from another input or with other settings; "
@@ -268,9 +269,10 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
         for i, frame in V.read_frames(input):
             if max_frames is not None and i >= max_frames:
                 break
+            pts = frame.pts if frame.pts is not None else round(i / (info.fps * info.time_base))  # raw streams
             if start_pts is None:
-                start_pts = frame.pts or 0
-            rel = (frame.pts or 0) - start_pts
+                start_pts = pts
+            rel = pts - start_pts
             last_time = float(rel * info.time_base)
             if i < done - 1:
                 continue

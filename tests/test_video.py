@@ -312,3 +312,28 @@ def test_cli_video(clip, tmp_path, capsys):
     assert main(["video", str(tmp_path / "nope.mp4"), "--fast", "starry_night_cpu", "-o", str(tmp_path / "d.mp4")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("nstedu video: error: video") and "no such file" in err and "\n" not in err
+
+
+def test_bench_style_distance_matches_its_definition(vgg):
+    import sys
+    from pathlib import Path
+
+    from nstedu import samples
+    from nstedu.images import pil_to_tensor
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_video
+
+    dist = bench_video.StyleDistance("starry_night", 32)
+    painting = pil_to_tensor(samples.load("starry_night", 32))
+    assert dist(painting) == pytest.approx(0.0, abs=1e-9)
+    x = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(5))
+    layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+    with torch.no_grad():
+        fx, fp = vgg(x, layers), vgg(painting, layers)
+    by_def = []
+    for k in layers:   # G = F·Fᵀ/(C·H·W) by einsum, relative squared distance
+        g = torch.einsum("chw,dhw->cd", fx[k][0], fx[k][0]) / fx[k][0].numel()
+        a = torch.einsum("chw,dhw->cd", fp[k][0], fp[k][0]) / fp[k][0].numel()
+        by_def.append(float(((g - a) ** 2).sum() / (a ** 2).sum()))
+    assert dist(x) == pytest.approx(sum(by_def) / 5, rel=1e-4)
