@@ -32,7 +32,7 @@ from _results import write_section  # noqa: E402
 
 from nstedu import clips, samples  # noqa: E402
 from nstedu.images import pil_to_tensor  # noqa: E402
-from nstedu.video import stylize_video  # noqa: E402
+from nstedu.video import BLEND, TEMPORAL_WEIGHT, stylize_video  # noqa: E402
 from nstedu.vgg import get_vgg  # noqa: E402
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -125,12 +125,12 @@ def main(argv=None):
             print(f"optimization mode: {n} frames at {size} px, {steps} L-BFGS steps per frame", flush=True)
             rows = compare(clip, dict(style="starry_night", steps=steps), size, workdir=tmp)
             sections.append(table(f"Optimization mode ({n} frames, {size} px long side, {steps} L-BFGS evaluations "
-                                  "per frame, temporal weight 1e10, warped-previous init)", rows))
+                                  f"per frame, temporal weight {TEMPORAL_WEIGHT:g}, warped-previous init)", rows))
             n, w, h, every = (4, 64, 36, 2) if q else (48, 640, 360, 4)
             clip = clips.make_synthetic_clip(tmp / "fast.mp4", frames=n, width=w, height=h, fps=24)
             print(f"fast mode: {n} frames at {w}×{h}", flush=True)
             rows = compare(clip, dict(fast="starry_night_cpu"), max(w, h), every=every, workdir=tmp)
-            sections.append(table(f"Fast mode (starry_night_cpu, {n} frames at {w}×{h}, blend 0.6; style distance "
+            sections.append(table(f"Fast mode (starry_night_cpu, {n} frames at {w}×{h}, blend {BLEND}; style distance "
                                   f"on one frame in {every})", rows))
         if args.part in ("speed", "all"):
             n, w, h = (4, 64, 36) if q else (72, 640, 360)

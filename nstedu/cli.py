@@ -163,7 +163,7 @@ def _add_video_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temporal-weight", type=float, default=None, metavar="λ",
                    help="optimization: weight of the temporal loss (default 1e10; see nstedu.video)")
     p.add_argument("--blend", type=float, default=None, metavar="B",
-                   help="fast: share of the warped previous frame kept on reliable pixels, 0–1 (default 0.6)")
+                   help="fast: share of the warped previous frame kept on reliable pixels, 0–1 (default 0.5)")
     p.add_argument("--flow", choices=("dis", "farneback"), default="dis", help="optical flow method (default dis)")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, …")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -184,7 +184,10 @@ def _cmd_video(args) -> int:
             kwargs["tv_weight"] = args.tv_weight
     if (args.style is None) == (args.fast is None):
         raise ValueError("give --style IMAGE (optimization mode) or --fast MODEL (fast mode), one of the two")
-    result = stylize_video(args.input, args.output, **kwargs)
+    try:
+        result = stylize_video(args.input, args.output, **kwargs)
+    except ImportError as e:  # PyAV or OpenCV missing: say which extra to install, in one line
+        raise ValueError(str(e)) from None
     for note in result.notes:
         print(note, file=sys.stderr)
     print(f"{'saved' if result.stop_reason == 'finished' else 'interrupted; saved'} {result.output}: "
