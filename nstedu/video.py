@@ -166,6 +166,8 @@ def _load_progress(parts: Path, fingerprint: str, resume: bool, output: Path) ->
     fresh = {"version": 1, "fingerprint": fingerprint, "done": 0, "segments": [], "state": None}
     progress = parts / "progress.json"
     if not resume:
+        if progress.is_file():
+            print(f"note: starting again; discarding the unfinished run in {parts} (--resume would continue it)")
         shutil.rmtree(parts, ignore_errors=True)
         return fresh
     if not progress.is_file():
@@ -280,7 +282,8 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
             if start_pts is None:
                 start_pts = pts
             rel = pts - start_pts
-            last_time = float(rel * info.time_base)
+            if i < done:
+                last_time = float(rel * info.time_base)  # the last finished frame's time: where the audio stops
             if i < done - 1:
                 continue
             rgb = V.to_rgb(frame, width, height)
@@ -301,7 +304,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
                 seg_start, seg_t0 = rel, time.perf_counter()
                 writer = V.SegmentWriter(parts / f"seg_{i:06d}.mp4", width, height, info.time_base, info.fps, codec)
             writer.write((out[0] * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy(), rel - seg_start)
-            prev_in, prev_out = cur, out
+            prev_in, prev_out, last_time = cur, out, float(rel * info.time_base)
             bar.update(1)
             if on_frame is not None:
                 on_frame(i, cur, out)

@@ -187,8 +187,17 @@ def read_frames(path) -> Iterator[tuple[int, "object"]]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        for i, frame in enumerate(container.decode(stream)):
+        frames, i = container.decode(stream), 0
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                return
+            except av.error.FFmpegError as e:
+                raise VideoError(f"video '{path}': cannot decode frame {i + 1} "
+                                 f"({getattr(e, 'strerror', None) or e}); is the file truncated?") from None
             yield i, frame
+            i += 1
 
 
 def to_rgb(frame, width: int, height: int) -> np.ndarray:
