@@ -106,7 +106,8 @@ class OptimizedFrames:
     warp_mode = "bilinear"
 
     def __init__(self, style, size: int, temporal_weight: float = TEMPORAL_WEIGHT, config=None, device="auto", **settings):
-        from .transfer import TransferConfig, get_vgg, load_style, prepare_style_targets, resolve_device
+        from .transfer import TransferConfig, load_style, prepare_style_targets, resolve_device
+        from .vgg import get_vgg
 
         if temporal_weight < 0 or not math.isfinite(temporal_weight):
             raise ValueError(f"temporal_weight must be a non-negative number, got {temporal_weight!r}")
