@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
 
-from . import batch, multiscale, samples, transfer
+from . import batch, cli_video, multiscale, samples, transfer
 from .config import CONTROL, NETWORK, OPTIMIZATION, OUTPUT, WEIGHTS, TransferConfig
 from .env import info
 from .fast import FastConfig, FastStylizer, available_models, export_model, train_fast
@@ -299,6 +299,7 @@ COMMANDS: dict[str, Command] = {
     "fast-train": Command("train a fast style-transfer network for one style", _add_fast_train, _run_fast_train),
     "samples": Command("list the bundled sample images", _no_arguments, _run_samples),
     "info": Command("versions, device and weights found", _no_arguments, _run_info),
+    "video": Command("stylize a video clip without flicker (needs nstedu[video])", cli_video.add_arguments, cli_video.run),
 }
 
 

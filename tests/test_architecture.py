@@ -20,8 +20,8 @@ LAYERS = [
     "nstedu.masks", "nstedu.control",                                                 # before / after
     "nstedu.transfer",                                                                # the optimizer
     "nstedu.multiscale", "nstedu.batch", "nstedu.fast.network", "nstedu.fast.training", "nstedu.fast",
-    "nstedu.fast_train",                                                              # built on the engine
-    "nstedu.plotting", "nstedu.widget_layout", "nstedu.widgets", "nstedu.cli",       # for people
+    "nstedu.fast_train", "nstedu.flow", "nstedu.videoio", "nstedu.clips", "nstedu.video",   # built on the engine
+    "nstedu.plotting", "nstedu.widget_layout", "nstedu.widgets", "nstedu.cli_video", "nstedu.cli",  # for people
     "nstedu", "nstedu.__main__",
     "nstedu.exercises", "nstedu.checks.core", "nstedu.checks.colour", "nstedu.checks.content_tv",
     "nstedu.checks.gram_style", "nstedu.checks.optimization", "nstedu.checks.grading", "nstedu.checks",
@@ -29,7 +29,7 @@ LAYERS = [
 ]
 
 #: Libraries that may be imported inside a function: heavy ones (seconds to import) or optional extras.
-LAZY_OK = {"matplotlib", "torchvision", "nbformat", "nbclient", "IPython", "ipywidgets", "tqdm"}
+LAZY_OK = {"matplotlib", "torchvision", "nbformat", "nbclient", "IPython", "ipywidgets", "tqdm", "av", "cv2"}
 
 
 def module_name(path: Path) -> str:

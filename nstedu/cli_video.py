@@ -1,0 +1,63 @@
+"""``nstedu video IN --style S -o OUT.mp4 [--fast MODEL]``: the video sub-command's options and runner (a row of
+:data:`nstedu.cli.COMMANDS`; the work is :func:`nstedu.video.stylize_video`)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .video import BLEND, TEMPORAL_WEIGHT, stylize_video
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = ("Stylize a video without flicker: each frame starts from the previous stylized frame moved by the "
+                     "optical flow (Ruder et al. 2016). Examples:\n"
+                     "  nstedu video clip.mp4 --style starry_night -o out.mp4 --size 256 --steps 100\n"
+                     "  nstedu video clip.mp4 --fast starry_night_cpu -o out.mp4 --size 640\n"
+                     "  nstedu video clip.mp4 --fast starry_night_cpu --independent -o flicker.mp4   # per-frame baseline\n"
+                     "  nstedu video clip.mp4 --style starry_night -o out.mp4 --resume             # after Ctrl-C\n"
+                     "Needs the video extra: pip install \"nstedu[video]\".")
+    p.add_argument("input", metavar="IN", help="the video to stylize (anything FFmpeg reads: .mp4, .mov, .mkv, …)")
+    p.add_argument("--style", default=None, help="style image (path or sample name): optimization mode, per frame")
+    p.add_argument("--fast", default=None, metavar="MODEL", help="a fast-style model file or shipped name: fast mode")
+    p.add_argument("-o", "--output", default="out.mp4", help="output video, .mp4, .mov or .mkv (default out.mp4)")
+    p.add_argument("--size", "-s", type=int, default=None, metavar="PX",
+                   help="longest side of the frames (default: the source's with --fast, 256 on CPU / 512 on CUDA otherwise)")
+    p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    p.add_argument("--independent", action="store_true", help="stylize every frame on its own (flickers; for comparison)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last finished frame")
+    p.add_argument("--steps", "-n", type=int, default=100, metavar="N", help="optimization: loss evaluations per frame (default 100)")
+    p.add_argument("--style-weight", type=float, default=1e3, metavar="β", help="optimization: style loss weight (default 1000)")
+    p.add_argument("--content-weight", type=float, default=1.0, metavar="α", help="optimization: content loss weight (default 1)")
+    p.add_argument("--tv-weight", type=float, default=None, metavar="γ", help="optimization: total-variation weight")
+    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="optimization: lbfgs (default) or adam")
+    p.add_argument("--temporal-weight", type=float, default=None, metavar="λ",
+                   help="optimization: weight of the temporal loss (default 1e10; see nstedu.video)")
+    p.add_argument("--blend", type=float, default=None, metavar="B",
+                   help="fast: share of the warped previous frame kept on reliable pixels, 0–1 (default 0.5)")
+    p.add_argument("--flow", choices=("dis", "farneback"), default="dis", help="optical flow method (default dis)")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, …")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    kwargs = dict(size=args.size, max_frames=args.max_frames, independent=args.independent, resume=args.resume,
+                  progress=not args.quiet, flow_method=args.flow, device=args.device)
+    if args.fast is not None:
+        kwargs.update(fast=args.fast, blend=BLEND if args.blend is None else args.blend)
+    else:
+        kwargs.update(style=args.style, steps=args.steps, style_weight=args.style_weight, optimizer=args.optimizer,
+                      content_weight=args.content_weight,
+                      temporal_weight=TEMPORAL_WEIGHT if args.temporal_weight is None else args.temporal_weight)
+        if args.tv_weight is not None:
+            kwargs["tv_weight"] = args.tv_weight
+    if (args.style is None) == (args.fast is None):
+        raise ValueError("give --style IMAGE (optimization mode) or --fast MODEL (fast mode), one of the two")
+    try:
+        result = stylize_video(args.input, args.output, **kwargs)
+    except ImportError as e:  # PyAV or OpenCV missing: say which extra to install, in one line
+        raise ValueError(str(e)) from None
+    for note in result.notes:
+        print(note, file=sys.stderr)
+    print(f"{'saved' if result.stop_reason == 'finished' else 'interrupted; saved'} {result.output}: "
+          f"{result.frames}/{result.total} frames, {result.seconds:.1f} s ({result.fps:.2f} frames/s, {result.mode} mode)")
+    return 0 if result.stop_reason == "finished" else 130

@@ -1,0 +1,335 @@
+r"""Stylize a video clip without flicker (Ruder, Dosovitskiy & Brox, "Artistic style transfer for videos", 2016).
+
+    from nstedu.video import stylize_video
+    stylize_video("clip.mp4", "out.mp4", style="starry_night", size=256, steps=100)   # optimization, per frame
+    stylize_video("clip.mp4", "out.mp4", fast="starry_night_cpu")                     # fast network, per frame
+    stylize_video(..., independent=True)     # each frame on its own: the flickering baseline
+
+**Two modes.** *Optimization* (Gatys et al. per frame): frame ``t`` starts from the previous stylized frame warped
+by the optical flow (:mod:`nstedu.flow`) and its objective gains Ruder et al.'s short-term temporal loss
+
+.. math:: L = L_{Gatys}(x) + \lambda_{temp} \cdot \frac{1}{D} \sum_p c(p)\,\|x(p) - \omega(x_{t-1})(p)\|^2
+
+(``D`` = 3·H·W values, pixels in 0–255 units like the TV term, ``c`` = 1 where the flow is reliable, 0 at
+occlusions and motion boundaries), written as a wrapper around :class:`nstedu.transfer.Objective` and minimized by
+:func:`nstedu.transfer.optimize`. *Fast* (a trained :class:`nstedu.fast.FastStylizer`): one pass per frame, then
+the reliable pixels are blended with the warped previous output, ``o_t = y_t + b·c·(ω(o_{t-1}) − y_t)``, so the
+stroke pattern moves with the scene instead of being re-drawn every frame. The flow and masks are computed on the
+*input* frames (backward ``t→t-1`` and forward ``t-1→t``, DIS by default).
+
+**Streaming.** Frames are decoded, stylized and encoded one at a time (PyAV; :mod:`nstedu.videoio`): memory holds
+the current and previous frame only, whatever the clip's length. A progress bar shows frames/s and the ETA.
+
+**Resume and crash safety.** The output is written as *segments* in ``OUT.parts/`` (``seg_NNNNNN.mp4``, each
+a complete file with its own keyframe, closed every ``segment_seconds`` of video or ``segment_wall_seconds`` of
+work). After each segment, ``OUT.parts/progress.json`` records (atomically) the finished segments, the number of
+frames done, the settings' fingerprint, and a ``.pt`` file with the last stylized frame in full precision (the
+next frame is warped from it). On Ctrl-C or any exception the current segment is finalized and recorded, and
+the segments done so far are joined, with the audio, into ``OUT`` — a playable file of the frames done so far.
+``resume=True`` (``--resume``) checks the fingerprint, decodes and skips the finished frames, reloads the last
+stylized frame and continues; the finished segments are copied, not re-encoded. At the end the segments are joined
+into ``OUT`` (packet copy, written under a temporary name and renamed) and ``OUT.parts/`` is removed. A hard kill
+(SIGKILL, power loss) loses at most the open segment. The audio stream is copied when the container can hold it
+and every frame keeps its source timestamp (variable frame rates stay variable; audio stays in sync).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from . import flow as FL
+from . import videoio as V
+from .config import TransferConfig
+from .env import default_size, resolve_device
+from .fast import FastStylizer
+from .images import atomic_write
+from .objective import Objective, prepare_style_targets
+from .samples import load_style
+from .transfer import initial_image, optimize
+from .vgg import get_vgg
+
+#: λ_temp: the engine's content and β·style terms are ~1e12 on the Caffe feature scale while the temporal term (a
+#: per-pixel mean in 0–255 units) is ~10–100, so λ ≈ 1e10 makes it count (measured in benchmarks/bench_video.py).
+TEMPORAL_WEIGHT = 1e10
+#: b: how much of the warped previous output the fast mode keeps on reliable pixels (0 = none, independent frames);
+#: 0.6 cut flicker more but cost 11 % in style distance on the benchmark clip (zooms shrink the carried strokes).
+BLEND = 0.5
+
+
+class TemporalObjective:
+    r"""``objective(x) + weight · (1/D) Σ mask ⊙ (x − warped)²`` with pixels in 0–255 units (:math:`D` = 3·H·W).
+
+    Wraps any engine objective (``x -> (total, parts)``); adds ``parts["temporal"]`` and updates ``parts["total"]``.
+    ``warped`` ``(1, 3, H, W)`` in [0, 1] is the previous stylized frame warped into this one, ``mask``
+    ``(1, 1, H, W)`` is 1 where the flow is reliable."""
+
+    def __init__(self, objective: Callable, warped: torch.Tensor, mask: torch.Tensor, weight: float):
+        self.objective, self.warped, self.mask, self.weight = objective, warped.detach(), mask.detach(), float(weight)
+
+    def __call__(self, x: torch.Tensor):
+        total, parts = self.objective(x)
+        temporal = ((x - self.warped).pow(2) * self.mask).sum() * (255.0 ** 2 / x.numel())
+        total = total + self.weight * temporal
+        return total, dict(parts, temporal=temporal, total=total)
+
+
+class FastFrames:
+    """Fast mode: ``y = network(frame)``; with a previous output, reliable pixels blend towards it by ``blend``.
+    The previous output is warped bicubically: it is carried from frame to frame, and bilinear resampling would
+    blur the strokes a little more at every step."""
+
+    warp_mode = "bicubic"
+
+    def __init__(self, model, blend: float = BLEND, device="auto"):
+
+        if not 0.0 <= blend < 1.0:
+            raise ValueError(f"blend must be in [0, 1), got {blend!r}")
+        self.stylizer, self.blend = FastStylizer.load(model, device), blend
+        self.width = self.stylizer.net.width
+
+    def bytes_per_pixel(self) -> float:  # measured: ~30·width B/px for the network's activations, + flow buffers
+        return 30.0 * self.width + 200.0
+
+    def __call__(self, frame: torch.Tensor, warped: Optional[torch.Tensor], mask: Optional[torch.Tensor]) -> torch.Tensor:
+        y = self.stylizer.stylize_tensor(frame)
+        if warped is None:
+            return y
+        return y + self.blend * mask * (warped - y)
+
+
+class OptimizedFrames:
+    """Optimization mode: Gatys et al. per frame; with a previous output, start from it (warped) and add the
+    :class:`TemporalObjective`."""
+
+    warp_mode = "bilinear"
+
+    def __init__(self, style, size: int, temporal_weight: float = TEMPORAL_WEIGHT, config=None, device="auto", **settings):
+
+        if temporal_weight < 0 or not math.isfinite(temporal_weight):
+            raise ValueError(f"temporal_weight must be a non-negative number, got {temporal_weight!r}")
+        self.cfg = replace(config or TransferConfig(), size=size, progress=False, device=str(device), **settings).validate()
+        self.device = resolve_device(device)
+        self.temporal_weight = temporal_weight
+        self.vgg = get_vgg(self.cfg.weights, self.device, self.cfg.pooling)
+        self.targets = prepare_style_targets(style, self.vgg, self.cfg, size, self.device)
+        first = style[0] if isinstance(style, (list, tuple)) else style
+        self.style_image = load_style(first, size) if self.cfg.init == "style" else None
+
+    def bytes_per_pixel(self) -> float:  # VGG-19 forward + backward ≈ 2 kB/px (NOTES), L-BFGS 2 vectors per entry
+        history = 24.0 * self.cfg.lbfgs_history if self.cfg.optimizer == "lbfgs" else 40.0
+        return 2000.0 + history + 200.0
+
+    def __call__(self, frame: torch.Tensor, warped: Optional[torch.Tensor], mask: Optional[torch.Tensor]) -> torch.Tensor:
+
+        content = frame.to(self.device)
+        objective = Objective(self.vgg, content, self.targets, self.cfg)
+        if warped is None:
+            x0 = initial_image(self.cfg.init, content, self.style_image, self.cfg.seed)
+        else:
+            x0 = warped.to(self.device)
+            objective = TemporalObjective(objective, x0, mask.to(self.device), self.temporal_weight)
+        result = optimize(objective, x0, self.cfg, device=self.device)
+        if result.stop_reason == "interrupted":  # the engine caught Ctrl-C: this frame is unfinished
+            raise KeyboardInterrupt
+        return result.tensor
+
+
+@dataclass
+class VideoResult:
+    """What :func:`stylize_video` did: the output file, frames written (of the clip's ``total``), wall seconds,
+    frames per second of this run, the mean warping error (``None`` unless ``measure``), why it stopped."""
+
+    output: Path
+    frames: int
+    total: int
+    seconds: float
+    fps: float
+    warping_error: Optional[float]
+    stop_reason: str                       # "finished" or "interrupted"
+    mode: str
+    notes: list = field(default_factory=list)
+    warping_errors: list = field(default_factory=list)
+
+
+def _fingerprint(input_path: Path, settings: dict) -> str:
+    st = input_path.stat()
+    text = json.dumps({"input": str(input_path.resolve()), "bytes": st.st_size, "mtime": st.st_mtime_ns, **settings},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _load_progress(parts: Path, fingerprint: str, resume: bool, output: Path) -> dict:
+    fresh = {"version": 1, "fingerprint": fingerprint, "done": 0, "segments": [], "state": None}
+    progress = parts / "progress.json"
+    if not resume:
+        if progress.is_file():
+            print(f"note: starting again; discarding the unfinished run in {parts} (--resume would continue it)")
+        shutil.rmtree(parts, ignore_errors=True)
+        return fresh
+    if not progress.is_file():
+        print(f"note: no unfinished run of '{output}' to resume: starting from the first frame")
+        return fresh
+    saved = json.loads(progress.read_text())
+    if saved.get("fingerprint") != fingerprint:
+        raise V.VideoError(f"output '{output}': {parts} was made from another input or with other settings; "
+                           f"rerun without --resume to start again (or use the same settings)")
+    return saved
+
+
+def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] = None,
+                  max_frames: Optional[int] = None, independent: bool = False,
+                  temporal_weight: float = TEMPORAL_WEIGHT, blend: float = BLEND, resume: bool = False,
+                  measure: bool = False, progress: bool = True, on_frame: Optional[Callable] = None,
+                  flow_method: str = "dis", flow_preset: str = "medium", segment_seconds: float = 2.0,
+                  segment_wall_seconds: float = 60.0, device="auto", **settings) -> VideoResult:
+    """Stylize the video ``input`` into ``output`` (.mp4, .mov or .mkv) and return a :class:`VideoResult`.
+
+    ``style`` (a path or sample name) selects the optimization mode, ``fast`` (a model file or shipped name such as
+    ``"starry_night_cpu"``) the fast mode. ``size``: longest side of the frames stylized (default: the source's in
+    fast mode, the engine's default in optimization mode). ``settings``: any :class:`nstedu.TransferConfig` field
+    (``steps``, ``style_weight``, …). ``independent``: no flow, no temporal term (the flickering baseline).
+    ``measure``: compute the warping error (:func:`nstedu.flow.warping_error`) of every consecutive pair.
+    ``on_frame(index, frame, stylized)`` is called after each frame is written (tensors ``(1, 3, H, W)`` in [0, 1]).
+    Checks, in order and before any work: ``output`` writable, the style/model found, ``input`` a decodable video
+    whose frames fit in memory. See the module docstring for ``resume`` and what happens on Ctrl-C or a crash."""
+    t0 = time.perf_counter()
+    output = V.check_output(output)
+    if (style is None) == (fast is None):
+        raise ValueError("give either a style image (optimization mode) or fast=MODEL (fast mode), not both or neither")
+    if max_frames is not None and (max_frames < 1 or int(max_frames) != max_frames):
+        raise ValueError(f"max_frames must be a positive integer, got {max_frames!r}")
+    if fast is not None:
+        unknown = sorted(settings)
+        if unknown:
+            raise ValueError(f"fast mode has no optimization settings; remove {unknown}")
+        stylizer, mode = FastFrames(fast, blend, device), "fast"
+    else:
+
+        for s in (style if isinstance(style, (list, tuple)) else [style]):
+            load_style(s, 16)  # a missing style fails here, before the input is opened
+    info = V.probe(input)
+    if size is None and fast is None:
+        size = default_size(resolve_device(device))
+    width, height = V.working_size(info.width, info.height, size)
+    if fast is None:
+        stylizer, mode = OptimizedFrames(style, max(width, height), temporal_weight, device=device, **settings), "optimization"
+    V.check_memory(f"video '{input}'", width, height, stylizer.bytes_per_pixel(), f"{mode} mode")
+
+    notes = []
+    codec, note = V.pick_encoder()
+    notes += [note] if note else []
+    if info.variable_rate:
+        notes.append("note: variable frame rate: every frame keeps its timestamp, so the output's rate varies too")
+    config = {"mode": mode, "style": str(style), "fast": str(fast), "size": [width, height], "independent": independent,
+              "temporal_weight": temporal_weight, "blend": blend, "flow": [flow_method, flow_preset], "codec": codec,
+              "settings": getattr(stylizer, "cfg", None) and stylizer.cfg.to_dict()}
+    parts = output.with_name(output.name + ".parts")
+    state = _load_progress(parts, _fingerprint(Path(input), config), resume, output)
+    parts.mkdir(parents=True, exist_ok=True)
+    done = state["done"]
+    total = min(info.frames, max_frames) if max_frames else info.frames
+    prev_in = prev_out = None
+    if done and state.get("state"):
+        prev_out = torch.load(parts / state["state"], map_location="cpu", weights_only=True)
+    flows = FL.FlowEstimator(flow_method, flow_preset) if (measure or not independent) else None
+    errors, writer, seg_start, seg_t0, start_pts, last_time = [], None, 0, time.perf_counter(), None, 0.0
+    seg_frames = max(1, round(segment_seconds * float(info.fps)))
+    from tqdm.auto import tqdm  # heavy (pulls in ipywidgets in notebooks): only with a progress bar
+
+    bar = tqdm(total=total, initial=min(done, total), unit="frame", desc=f"video ({mode})", disable=not progress)
+
+    def close_segment():
+        nonlocal writer
+        if writer is None:
+            return
+        name = writer.path.name
+        if writer.frames:
+            writer.close()
+            state["segments"].append([name, seg_start, writer.frames])
+        else:
+            writer.abort()
+        writer = None
+        state["done"] = sum(s[2] for s in state["segments"])
+        state_file = f"state_{state['done']:06d}.pt"
+        atomic_write(parts / state_file, lambda f: torch.save(prev_out, f))
+        old, state["state"] = state.get("state"), state_file
+        atomic_write(parts / "progress.json", lambda f: f.write(json.dumps(state, indent=1)), text=True)
+        if old and old != state_file:
+            (parts / old).unlink(missing_ok=True)
+
+    def finish_output() -> list:
+        if not state["segments"]:
+            return []
+        segs = [(parts / name, offset) for name, offset, _ in state["segments"]]
+        end = last_time + 1.0 / float(info.fps)
+        note = V.join(segs, output, info.time_base, audio_source=input, start_time=start_pts * info.time_base,
+                      end_time=float(start_pts * info.time_base) + end)
+        return [note] if note else []
+
+    stop_reason = "finished"
+    try:
+        for i, frame in V.read_frames(input):
+            if max_frames is not None and i >= max_frames:
+                break
+            pts = frame.pts if frame.pts is not None else round(i / (info.fps * info.time_base))  # raw streams
+            if start_pts is None:
+                start_pts = pts
+            rel = pts - start_pts
+            if i < done:
+                last_time = float(rel * info.time_base)  # the last finished frame's time: where the audio stops
+            if i < done - 1:
+                continue
+            rgb = V.to_rgb(frame, width, height)
+            cur = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+            if i < done:
+                prev_in = cur
+                continue
+            warped = mask = bwd = None
+            if flows is not None and prev_in is not None:
+                bwd, fwd = flows(cur, prev_in), flows(prev_in, cur)
+                mask = FL.consistency_mask(fwd, bwd)
+                if not independent:
+                    warped = FL.warp(prev_out, bwd, stylizer.warp_mode).clamp_(0, 1)
+            out = stylizer(cur, warped, mask).cpu().clamp_(0, 1)
+            if measure and bwd is not None:
+                errors.append(FL.warping_error(out, prev_out, bwd, mask))
+            if writer is None:
+                seg_start, seg_t0 = rel, time.perf_counter()
+                writer = V.SegmentWriter(parts / f"seg_{i:06d}.mp4", width, height, info.time_base, info.fps, codec)
+            writer.write((out[0] * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy(), rel - seg_start)
+            prev_in, prev_out, last_time = cur, out, float(rel * info.time_base)
+            bar.update(1)
+            if on_frame is not None:
+                on_frame(i, cur, out)
+            if writer.frames >= seg_frames or time.perf_counter() - seg_t0 >= segment_wall_seconds:
+                close_segment()
+        close_segment()
+        notes += finish_output()
+        shutil.rmtree(parts, ignore_errors=True)
+    except KeyboardInterrupt:
+        stop_reason = "interrupted"
+        close_segment()
+        notes += finish_output()
+        notes.append(f"interrupted after {state['done']} frames; {output} has them. Rerun with --resume "
+                     f"(resume=True) to continue from frame {state['done'] + 1}")
+    except BaseException:
+        try:  # keep what is done: a playable file and a resume point, then report the original error
+            close_segment()
+            finish_output()
+        except Exception:
+            pass
+        raise
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    new_frames = state["done"] - done
+    return VideoResult(output, state["done"], total, seconds, new_frames / seconds if seconds else 0.0,
+                       sum(errors) / len(errors) if errors else None, stop_reason, mode, notes, errors)
