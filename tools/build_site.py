@@ -5,7 +5,7 @@
 
 Steps: execute every lesson (tools/run_notebooks.py) into ``OUT/src/notebooks``, copy the exercise notebooks (to
 read; never the solutions), write ``intro.md``, ``_config.yml`` (from ``site/``) and the table of contents, copy
-MathJax (from the ``jupyter-server-mathjax`` package) so the site needs no CDN, then ``jupyter-book build``.
+MathJax (from the ``sphinx-mathjax-offline`` package) so the site needs no CDN, then ``jupyter-book build``.
 The HTML is in ``OUT/_build/html`` (default OUT: ``build/site`` for full mode, ``build/site-quick`` for quick mode).
 Exit status 1 if a lesson raised or the book did not build.
 """
@@ -31,11 +31,14 @@ BADGE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\(([^)]*)\)")
 
 
 def _mathjax(dest: Path) -> None:
-    """MathJax 2.7 from the jupyter-server-mathjax package, copied verbatim to the site (``html_extra_path``: files
-    in ``_static`` would all be added to every page by Jupyter Book)."""
-    import jupyter_server_mathjax
+    """MathJax 3 from the sphinx-mathjax-offline package, copied verbatim to the site (``html_extra_path``: files in
+    ``_static`` would all be added to every page by Jupyter Book)."""
+    import importlib.util
 
-    shutil.copytree(Path(jupyter_server_mathjax.__file__).parent / "static", dest, dirs_exist_ok=True)
+    spec = importlib.util.find_spec("sphinx-mathjax-offline")
+    if spec is None or spec.origin is None:
+        raise SystemExit("the site needs MathJax offline: pip install sphinx-mathjax-offline (or -e '.[site]')")
+    shutil.copytree(Path(spec.origin).parent / "static" / "mathjax", dest, dirs_exist_ok=True)
 
 
 def _offline(nb) -> None:
@@ -52,6 +55,7 @@ def write_book_files(src: Path, quick: bool, lessons, exercises) -> None:
             "The lessons ran in **full mode** on a CPU, so the figures are the real results.")
     (src / "intro.md").write_text((REPO / "site" / "intro.md").read_text().replace("{{ mode_note }}", note))
     shutil.copy(REPO / "site" / "_config.yml", src / "_config.yml")
+    shutil.copy(REPO / "site" / "favicon.svg", src / "favicon.svg")
     toc = ["format: jb-book", "root: intro", "parts:", "  - caption: Lessons", "    chapters:"]
     toc += [f"      - file: notebooks/{p.stem}" for p in lessons]
     toc += ["  - caption: Exercises (to run in JupyterLab or Colab)", "    chapters:"]
@@ -60,8 +64,26 @@ def write_book_files(src: Path, quick: bool, lessons, exercises) -> None:
     _mathjax(src / "_extra" / "mathjax")
 
 
-def build(out: Path, quick: bool, lessons=LESSONS, exercises=EXERCISES, timeout: int = 1800) -> int:
+def _reusable(path: Path, reuse: Path | None):
+    """An executed copy of ``path`` in ``reuse`` (written by nbval, see conftest.py) that is newer than the lesson
+    and has no error output, or None."""
     import nbformat
+
+    copy = reuse / path.name if reuse else None
+    if copy is None or not copy.is_file() or copy.stat().st_mtime < path.stat().st_mtime:
+        return None
+    nb = nbformat.read(str(copy), as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    if not outputs or any(o.get("output_type") == "error" for o in outputs):
+        return None
+    return nb
+
+
+def build(out: Path, quick: bool, lessons=LESSONS, exercises=EXERCISES, timeout: int = 1800,
+          reuse: Path | None = None) -> int:
+    import nbformat
+
+    from run_notebooks import _strip_widgets
 
     src = out / "src"
     if src.exists():
@@ -70,8 +92,14 @@ def build(out: Path, quick: bool, lessons=LESSONS, exercises=EXERCISES, timeout:
     (src / "exercises").mkdir(parents=True)
     rows = []
     for path in lessons:
-        print(f"executing {path.name} ({'quick' if quick else 'full'} mode) …", flush=True)
-        nb, seconds, error = execute(path, quick, timeout)
+        nb = _reusable(path, reuse) if quick else None
+        if nb is not None:
+            print(f"reusing {reuse / path.name} (executed by nbval)", flush=True)
+            _strip_widgets(nb)
+            seconds, error = 0.0, ""
+        else:
+            print(f"executing {path.name} ({'quick' if quick else 'full'} mode) …", flush=True)
+            nb, seconds, error = execute(path, quick, timeout)
         rows.append((path.name, seconds, error))
         _offline(nb)
         nbformat.write(nb, str(src / "notebooks" / path.name))
@@ -97,9 +125,11 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="execute in quick mode (CI)")
     p.add_argument("--out", type=Path, help="output folder (default build/site or build/site-quick)")
     p.add_argument("--timeout", type=int, default=1800, help="seconds per cell (default 1800)")
+    p.add_argument("--reuse", type=Path, help="quick mode: use lessons already executed by nbval from this folder "
+                                              "(`make test-nb` writes build/executed-quick) when they are up to date")
     args = p.parse_args(argv)
     out = args.out or REPO / "build" / ("site-quick" if args.quick else "site")
-    return build(out.resolve(), args.quick, timeout=args.timeout)
+    return build(out.resolve(), args.quick, timeout=args.timeout, reuse=args.reuse)
 
 
 if __name__ == "__main__":
