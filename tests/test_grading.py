@@ -160,3 +160,16 @@ def test_source_of_rebuilds_constants_tensors_and_helpers():
     rebuilt, problems = isolate.definitions_from_source(source)
     x = torch.rand(1, 2)
     assert problems == [] and torch.equal(rebuilt["f"](x)[0], namespace["f"](x)[0]) and rebuilt["f"](x)[1] == "relu4_2"
+
+
+def test_the_hidden_seed_can_be_the_graders_own(monkeypatch):
+    from nstedu.checks.grading import hidden_seed
+
+    monkeypatch.delenv("NSTEDU_HIDDEN_SEED", raising=False)
+    assert hidden_seed() == 1
+    monkeypatch.setenv("NSTEDU_HIDDEN_SEED", "987654")
+    assert hidden_seed() == 987654
+    assert checks.quietly(checks.check_tv_loss, __import__("nstedu.losses").losses.tv_loss, seed=hidden_seed())
+    monkeypatch.setenv("NSTEDU_HIDDEN_SEED", "secret")
+    with pytest.raises(ValueError, match="NSTEDU_HIDDEN_SEED='secret'"):
+        hidden_seed()

@@ -161,7 +161,7 @@ def check_capstone(style_transfer: Callable, task: str = "transfer", steps: int 
     unit = f"tiny {task} problem(s) ({steps} Adam steps vs nstedu's engine)"
     s = task_settings(task)
     vgg = get_vgg("caffe", "cpu")
-    photo, painting, start = tiny_problem(task, size=SIZE + 8 * seed, seed=seed)   # hidden tests: another size
+    photo, painting, start = tiny_problem(task, size=SIZE + 8 * (seed % 3), seed=seed)   # hidden: another size
     args = dict(alpha=s["alpha"], beta=s["beta"], gamma=s["gamma"], steps=steps, lr=s["lr"])
     try:
         out = style_transfer(vgg, None if photo is None else photo.clone(), None if painting is None else painting.clone(),

@@ -15,7 +15,7 @@ from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool
 
 from .core import quietly
-from .grading import HIDDEN_SEED
+from .grading import hidden_seed
 from .isolate import definitions_from_cells, run_guarded
 
 PREFIX = "check_"
@@ -44,7 +44,7 @@ class GradeInGraderProcess(Preprocessor):
             else:
                 result = quietly(run_guarded, exercise, fn)
                 if result:
-                    result = quietly(run_guarded, exercise, fn, HIDDEN_SEED)
+                    result = quietly(run_guarded, exercise, fn, hidden_seed())
                 status, hint = result.status, result.hint
             outputs = [o for o in cell.get("outputs", []) if o.get("output_type") != "error"]
             verdict = "PASSED" if status == "passed" else f"{status.upper()}: {hint}"

@@ -23,7 +23,17 @@ import sys
 from .core import quietly
 from .manifest import ASSIGNMENTS, assignment_for
 
-HIDDEN_SEED = 1   # the second set of random inputs (the visible check cells use seed 0)
+HIDDEN_SEED_ENV = "NSTEDU_HIDDEN_SEED"   # graders may set their own, unpublished seed
+
+
+def hidden_seed() -> int:
+    """The seed of the second, hidden set of random inputs (the visible checks use 0): ``NSTEDU_HIDDEN_SEED``
+    or 1."""
+    value = os.environ.get(HIDDEN_SEED_ENV, "").strip()
+    try:
+        return int(value) if value else 1
+    except ValueError:
+        raise ValueError(f"{HIDDEN_SEED_ENV}={value!r}: expected an integer seed") from None
 
 
 def _call_pattern():
@@ -82,7 +92,7 @@ def grade_notebook(path, timeout: int = 600, quick: bool = True, execute: bool =
                 row.update(status="not found", hint=f"no function `{FUNCTION[item.exercise]}` in the notebook")
             else:
                 visible = quietly(run_guarded, item.exercise, fn)
-                result = visible if not visible else quietly(run_guarded, item.exercise, fn, HIDDEN_SEED)
+                result = visible if not visible else quietly(run_guarded, item.exercise, fn, hidden_seed())
                 row.update(status=result.status, hint=result.hint,
                            points=float(item.points) if result.status == "passed" else 0.0)
         items.append(row)

@@ -270,7 +270,10 @@ def isolated_main() -> int:
     return 0
 
 
-def hidden_test(exercise: str, fn, seed: int = 1) -> bool:
-    """nbgrader's hidden test for ``exercise``: the check with other random inputs (``seed``), run on ``fn``'s
-    source in a fresh process. True when it passes — use as ``assert checks.hidden_test("gram_matrix", gram_matrix)``."""
-    return bool(run_isolated(exercise, fn, seed))
+def hidden_test(exercise: str, fn, seed: int | None = None) -> bool:
+    """nbgrader's hidden test for ``exercise``: the check with other random inputs (``seed``, default
+    :func:`nstedu.checks.grading.hidden_seed`), run on ``fn``'s source in a fresh process. True when it passes — use
+    as ``assert checks.hidden_test("gram_matrix", gram_matrix)``."""
+    from .grading import hidden_seed
+
+    return bool(run_isolated(exercise, fn, hidden_seed() if seed is None else seed))
