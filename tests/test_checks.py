@@ -191,7 +191,7 @@ def test_check_layers_follow_the_engine_defaults():
     assert CL == L.DEFAULT_CONTENT_LAYERS[0] and checks.style_layers() == tuple(L.DEFAULT_STYLE_LAYERS)
     f, t = checks.core._feature_dicts(torch.Generator().manual_seed(0))
     assert set(L.DEFAULT_STYLE_LAYERS) | {CL, N41, N52} == set(f) == set(t)
-    assert all(float(v.min()) >= 0 for v in f.values())   # post-ReLU features, as the losses see them
+    assert all(float(v.detach().min()) >= 0 for v in f.values())   # post-ReLU features, as the losses see them
 
 
 # ------------------------------------------------------------------------------------------------ style
