@@ -34,8 +34,9 @@ def _strip_widgets(nb) -> None:
     nb.metadata.pop("widgets", None)
 
 
-def execute(path: Path, quick: bool, timeout: int, write_references: bool = False):
-    """Run one notebook in a fresh kernel: ``(executed notebook, seconds, first error or "")``."""
+def execute(path: Path, quick: bool, timeout: int, write_references=False):
+    """Run one notebook in a fresh kernel: ``(executed notebook, seconds, first error or "")``.
+    ``write_references``: True (into nstedu/data/references) or a folder — full_mode_reference() saves there."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -50,7 +51,7 @@ def execute(path: Path, quick: bool, timeout: int, write_references: bool = Fals
     else:
         os.environ.pop("NSTEDU_QUICK", None)
     if write_references:
-        os.environ["NSTEDU_WRITE_REFERENCES"] = "1"
+        os.environ["NSTEDU_WRITE_REFERENCES"] = "1" if write_references is True else str(Path(write_references).resolve())
     else:
         os.environ.pop("NSTEDU_WRITE_REFERENCES", None)
     error = ""
@@ -91,6 +92,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="quick mode (NSTEDU_QUICK=1) instead of full mode")
     p.add_argument("--write-references", action="store_true",
                    help="save each full_mode_reference() figure into nstedu/data/references (full mode only)")
+    p.add_argument("--references-dir", type=Path, help="with --write-references: save them here instead")
     p.add_argument("--out", type=Path, help="write the executed notebooks into this folder")
     p.add_argument("--table", type=Path, help="also write the timing table (markdown) to this file")
     p.add_argument("--timeout", type=int, default=1800, help="seconds per cell (default 1800)")
@@ -106,7 +108,8 @@ def main(argv=None) -> int:
     rows = []
     for path in paths:
         print(f"running {path.name} ({'quick' if args.quick else 'full'} mode) …", flush=True)
-        nb, seconds, error = execute(path.resolve(), args.quick, args.timeout, args.write_references)
+        refs = (args.references_dir or True) if args.write_references else False
+        nb, seconds, error = execute(path.resolve(), args.quick, args.timeout, refs)
         rows.append((path.name, seconds, error))
         print(f"  {seconds / 60:.1f} min" + (f" — ERROR: {error}" if error else ""), flush=True)
         if args.out:
