@@ -4,8 +4,10 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.nstedu-installed
 NBVAL   := NSTEDU_QUICK=1 MPLBACKEND=Agg $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider
 PORT    ?= 8888
+CLASS   ?= build/classroom
 
-.PHONY: help setup lab test test-py test-nb test-slow test-browser demo bench exercises check-exercises clean
+.PHONY: help setup lab test test-py test-nb test-slow test-browser demo bench exercises check-exercises clean \
+        classroom references time-notebooks site site-quick test-site
 
 help:
 	@echo "make lab           set up .venv (first time) and open JupyterLab on notebooks/"
@@ -15,11 +17,16 @@ help:
 	@echo "make demo          stylize a bundled photo -> outputs/demo.png"
 	@echo "make bench         benchmarks -> benchmarks/RESULTS.md"
 	@echo "make exercises     regenerate exercises/ from solutions/"
+	@echo "make classroom     an nbgrader course folder in CLASS=$(CLASS) (docs/instructors.md)"
+	@echo "make site          the course website, lessons run once in FULL mode (slow) -> build/site"
+	@echo "make test-site     quick-mode website + real-browser test of every page (CI)"
+	@echo "make references    full-mode reference figures for quick mode (slow) + notebook timings"
+	@echo "make time-notebooks  run every lesson in full mode -> benchmarks/notebook_times.md"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[notebooks,test,video]"
+	$(PY) -m pip install -q -e ".[notebooks,test,video,classroom,site]"
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -30,14 +37,17 @@ lab: $(STAMP)
 test: $(STAMP) test-py test-nb
 
 test-py: $(STAMP)
-	MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider tests -m "not browser and not slow"
+	MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider tests -m "not browser and not slow and not site"
 
 test-slow: $(STAMP)
-	MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider tests -m "slow and not browser"
+	MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider tests -m "slow and not browser and not site"
 
+# The lessons run with matplotlib's inline backend and are saved with their outputs to build/executed-quick, which
+# `make site-quick` reuses; solutions and exercises run headless (Agg).
 test-nb: $(STAMP)
-	@nbs="$$(ls notebooks/*.ipynb solutions/*.ipynb exercises/*.ipynb 2>/dev/null)"; \
-	if [ -n "$$nbs" ]; then $(NBVAL) -q $$nbs; else echo "no notebooks yet"; fi
+	rm -rf build/executed-quick
+	env -u MPLBACKEND NSTEDU_SAVE_EXECUTED=build/executed-quick $(subst MPLBACKEND=Agg ,,$(NBVAL)) -q notebooks/*.ipynb
+	$(NBVAL) -q solutions/*.ipynb exercises/*.ipynb
 
 test-browser: $(STAMP)
 	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
@@ -55,5 +65,25 @@ exercises: $(STAMP)
 check-exercises: $(STAMP)
 	$(PY) -m nstedu.exercises check solutions exercises
 
+classroom: $(STAMP)
+	$(PY) tools/classroom.py init $(CLASS)
+
+references: $(STAMP)
+	$(PY) tools/run_notebooks.py --write-references --table benchmarks/notebook_times.md \
+		notebooks/*.ipynb solutions/10_capstone.ipynb
+
+time-notebooks: $(STAMP)
+	$(PY) tools/run_notebooks.py --table benchmarks/notebook_times.md
+
+site: $(STAMP)
+	$(PY) tools/build_site.py
+
+site-quick: $(STAMP)
+	$(PY) tools/build_site.py --quick --reuse build/executed-quick
+
+test-site: site-quick
+	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
+	NSTEDU_SITE=build/site-quick/_build/html $(PY) -m pytest -q -p no:cacheprovider tests -m site
+
 clean:
-	rm -rf outputs tests/artifacts .pytest_cache
+	rm -rf outputs tests/artifacts .pytest_cache build/site build/site-quick build/executed-quick

@@ -14,7 +14,10 @@ replaced by a stub (same indentation)::
         # YOUR CODE HERE
         raise NotImplementedError("gram_matrix: your code here")
 
-and all outputs cleared. ``python -m nstedu.exercises check solutions exercises`` exits with status 1 when the
+and all outputs cleared; nbgrader's hidden tests (``### BEGIN HIDDEN TESTS`` … ``### END HIDDEN TESTS`` in a check
+cell) are removed, and a written answer in a markdown cell becomes "_Your answer here._". The nbgrader cell
+metadata (grade ids, points) is kept, as ``nbgrader generate_assignment`` keeps it.
+``python -m nstedu.exercises check solutions exercises`` exits with status 1 when the
 committed exercises differ from what generation gives (``make exercises`` fixes that). Exercises are never
 edited by hand.
 """
@@ -28,6 +31,8 @@ from pathlib import Path
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
+HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
+HIDDEN_END = "### END HIDDEN TESTS"
 ANSWER_STUB = "_Your answer here._"
 NOTE_ID = "generated-exercise-note"
 NOTE = ("> **Exercise notebook.** Fill in the cells marked `# YOUR CODE HERE` (remove the `raise "
@@ -82,6 +87,25 @@ def strip_solutions(source: str, where: str = "cell", markdown: bool = False) ->
     return "\n".join(out)
 
 
+def strip_hidden_tests(source: str, where: str = "cell") -> str:
+    """Remove each ``### BEGIN HIDDEN TESTS`` … ``### END HIDDEN TESTS`` block (markers included), as nbgrader does."""
+    out, inside, removed = [], False, False
+    for line in source.split("\n"):
+        if HIDDEN_BEGIN in line:
+            if inside:
+                raise ExerciseError(f"{where}: '{HIDDEN_BEGIN}' inside another hidden-tests block")
+            inside = removed = True
+        elif HIDDEN_END in line:
+            if not inside:
+                raise ExerciseError(f"{where}: '{HIDDEN_END}' without a '{HIDDEN_BEGIN}' before it")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ExerciseError(f"{where}: '{HIDDEN_BEGIN}' without a matching '{HIDDEN_END}'")
+    return "\n".join(out).rstrip("\n") if removed else source
+
+
 def make_exercise(nb, name: str = "solution"):
     """A new notebook: ``nb`` with solutions stubbed, outputs cleared and a generated-file note on top."""
     import nbformat  # optional (the notebooks/test extras): only the instructor tools need it
@@ -90,7 +114,7 @@ def make_exercise(nb, name: str = "solution"):
     for k, cell in enumerate(ex.cells):
         where = f"{name}, cell {k + 1}"
         if cell.cell_type == "code":
-            cell.source = strip_solutions(cell.source, where)
+            cell.source = strip_solutions(strip_hidden_tests(cell.source, where), where)
             cell.outputs = []
             cell.execution_count = None
         elif cell.cell_type == "markdown":

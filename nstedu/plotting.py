@@ -8,17 +8,28 @@ tensor ``(1, 3, H, W)`` in [0, 1]).
     plot_history(result)                                    # one run: total, content, style, tv vs step
     plot_history({"L-BFGS": r1, "Adam": r2}, x="time")      # compare runs
     image_grid([content, style, result.image], titles=["content", "style", "result"])
+    full_mode_reference("03_texture_sweep", fig)            # quick mode: show the full-mode result next to it
 """
 from __future__ import annotations
 
+import datetime
+import io
+import json
 import math
+import os
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import torch
+from PIL import Image
 
-from .images import load_image
+from .env import __version__, quick_mode
+from .images import atomic_write, load_image
 from .objective import TERMS
+
+WEIGHTS = {"content": "content_weight", "style": "style_weight", "tv": "tv_weight"}
+SYMBOLS = {"content": "α", "style": "β", "tv": "γ"}
 
 
 def _history(run) -> dict:
@@ -38,17 +49,33 @@ def _new_axes(n: int, cols: int, size: float, ax=None):
     return fig, list(axes.flat)
 
 
-def plot_history(runs, terms: Sequence[str] = TERMS, x: str = "step", log: bool = True, ax=None, size: float = 3.2):
+def _weighted(run, history: dict) -> dict:
+    """The history with each term multiplied by its weight (α, β, γ from the run's config): they add up to the total."""
+    cfg = getattr(run, "config", None)
+    if cfg is None:
+        raise TypeError("weighted=True needs StyleTransferResult objects (their .config holds α, β, γ), not bare histories")
+    out = dict(history)
+    for term, field in WEIGHTS.items():
+        w = float(getattr(cfg, field))
+        out[term] = [w * v for v in history.get(term, [])]
+    return out
+
+
+def plot_history(runs, terms: Sequence[str] = TERMS, x: str = "step", log: bool = True, ax=None, size: float = 3.2,
+                 weighted: bool = False):
     """Loss curves from ``StyleTransferResult.history``: one panel per loss term.
 
     ``runs``: one result (or history dict), or a dict ``{label: result}`` to overlay several runs.
     ``x``: ``"step"`` (loss evaluations) or ``"time"`` (seconds). Terms that are all zero (e.g. ``tv`` when
-    ``tv_weight=0``) are skipped. Each term is shown *unweighted*, as stored in the history.
+    ``tv_weight=0``) are skipped. The history stores each term *unweighted*; ``weighted=True`` plots α·content,
+    β·style and γ·tv instead (read from each result's config), whose sum is the total.
     """
     if x not in ("step", "time"):
         raise ValueError(f"x must be 'step' or 'time', got {x!r}")
     runs = dict(runs) if isinstance(runs, Mapping) and "step" not in runs else {"": runs}
     histories = {label: _history(r) for label, r in runs.items()}
+    if weighted:
+        histories = {label: _weighted(runs[label], h) for label, h in histories.items()}
     shown = [t for t in terms if any(any(v != 0 for v in h.get(t, [])) for h in histories.values())]
     if not shown:
         shown = [terms[0]]
@@ -56,7 +83,7 @@ def plot_history(runs, terms: Sequence[str] = TERMS, x: str = "step", log: bool 
     for a, term in zip(axes, shown):
         for label, h in histories.items():
             a.plot(h[x], h[term], label=label or None)
-        a.set_title(f"{term} loss")
+        a.set_title(f"{SYMBOLS[term]}·{term}" if weighted and term in SYMBOLS else f"{term} loss")
         a.set_xlabel("seconds" if x == "time" else "step (loss evaluations)")
         if log and all(v > 0 for h in histories.values() for v in h[term]):
             a.set_yscale("log")
@@ -92,8 +119,10 @@ def feature_maps(features: torch.Tensor, n: int = 16, cols: int = 8, title: str 
 
 
 def gram_heatmap(gram: torch.Tensor, n: int | None = 32, ax=None, title: str | None = None, cmap: str = "magma",
-                 colorbar: bool = True):
-    """Heatmap of a Gram matrix ``(1, C, C)`` or ``(C, C)``, its top-left ``n`` × ``n`` block (None: all)."""
+                 colorbar: bool = True, vmin: float | None = None, vmax: float | None = None):
+    """Heatmap of a Gram matrix ``(1, C, C)`` or ``(C, C)``, its top-left ``n`` × ``n`` block (None: all).
+
+    Pass the same ``vmin``/``vmax`` to heatmaps you want to compare (by default each gets its own colour range)."""
     g = gram.detach().float().cpu()
     if g.dim() == 3:
         g = g[0]
@@ -102,7 +131,7 @@ def gram_heatmap(gram: torch.Tensor, n: int | None = 32, ax=None, title: str | N
     if n is not None:
         g = g[:n, :n]
     fig, axes = _new_axes(1, 1, 3.6, ax)
-    im = axes[0].imshow(g.numpy(), cmap=cmap)
+    im = axes[0].imshow(g.numpy(), cmap=cmap, vmin=vmin, vmax=vmax)
     axes[0].set_xlabel("channel d")
     axes[0].set_ylabel("channel c")
     if title:
@@ -136,3 +165,73 @@ def image_grid(images: Sequence, titles: Sequence[str] | None = None, cols: int 
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------------------- full-mode references
+#: Where the full-mode reference figures live (shipped with the package, ≤ 2 MB in all).
+REFERENCE_DIR = Path(__file__).resolve().parent / "data" / "references"
+#: Set to 1 (or a folder) while running the notebooks in full mode to (re)write the references: ``make references``.
+WRITE_REFERENCES_ENV = "NSTEDU_WRITE_REFERENCES"
+REFERENCE_MAX_WIDTH = 900      # px: keeps each JPEG around 50–150 KB
+
+
+def reference_path(name: str, root=None) -> Path:
+    if not name or any(c in name for c in "/\\ ") or name.startswith("."):
+        raise ValueError(f"reference name must be a plain file stem like '03_texture_sweep', got {name!r}")
+    return Path(root or REFERENCE_DIR) / f"{name}.jpg"
+
+
+def save_reference(name: str, fig, root=None) -> Path:
+    """Save ``fig`` as the full-mode reference ``name`` (JPEG, at most REFERENCE_MAX_WIDTH px wide), atomically,
+    and record when and with which nstedu it was made in ``index.json``."""
+    path = reference_path(name, root)
+    dpi = min(72.0, REFERENCE_MAX_WIDTH / fig.get_size_inches()[0])
+    buf = io.BytesIO()
+    fig.savefig(buf, format="jpeg", dpi=dpi, pil_kwargs={"quality": 72, "optimize": True})
+    atomic_write(path, lambda f: f.write(buf.getvalue()))
+    index_path = path.parent / "index.json"
+    index = json.loads(index_path.read_text()) if index_path.is_file() else {}
+    index[name] = {"created": datetime.date.today().isoformat(), "nstedu": __version__}
+    atomic_write(index_path, lambda f: f.write(json.dumps(index, indent=1, sort_keys=True) + "\n"), text=True)
+    return path
+
+
+def full_mode_reference(name: str, fig=None, what: str = "", root=None) -> str:
+    """Quick-mode honesty for the figure a cell just drew (``fig``, default: the current figure).
+
+    * quick mode (``NSTEDU_QUICK=1``): marks ``fig`` "QUICK MODE" and draws, in a second figure, the reference
+      ``name`` computed once in full mode and shipped with nstedu — or, if it was not generated yet, says so.
+      Returns "shown" or "missing".
+    * full mode with ``NSTEDU_WRITE_REFERENCES`` set (``make references``): saves ``fig`` as the reference.
+      Returns "written".
+    * full mode otherwise: does nothing (the figure *is* the full-mode result). Returns "full".
+
+    ``what`` names the settings of the full run for the caption (e.g. "256 px, 300 steps").
+    """
+    fig = fig if fig is not None else plt.gcf()
+    if not quick_mode():
+        target = os.environ.get(WRITE_REFERENCES_ENV, "").strip()
+        if target and target.lower() not in ("0", "false", "no"):
+            save_reference(name, fig, None if target.lower() in ("1", "true", "yes") else target)
+            return "written"
+        return "full"
+    fig.suptitle("QUICK MODE — tiny images, few steps: not what this cell shows in full mode (reference below)",
+                 color="firebrick", fontsize=9)
+    path = reference_path(name, root)
+    if not path.is_file():
+        print(f"Full-mode reference '{name}' not generated yet (instructors: `make references`). "
+              "Run without NSTEDU_QUICK to see the real result.")
+        return "missing"
+    index_path = path.parent / "index.json"
+    made = json.loads(index_path.read_text()).get(name, {}) if index_path.is_file() else {}
+    with Image.open(path) as im:
+        pic = im.convert("RGB")
+    w, h = pic.size
+    ref = plt.figure(figsize=(w / 100, h / 100 + 0.35))
+    ax = ref.add_axes((0, 0, 1, h / (h + 35)))
+    ax.imshow(pic)
+    ax.axis("off")
+    when = f", made {made['created']}" if made.get("created") else ""
+    ref.suptitle(f"FULL MODE reference{': ' + what if what else ''} (computed once and shipped{when})",
+                 color="darkgreen", fontsize=9)
+    return "shown"

@@ -161,6 +161,7 @@ def optimize(objective: Callable, x0: torch.Tensor, cfg: TransferConfig, *, call
     history = LossHistory()
     state = {"evals": 0, "best": math.inf, "best_x": x0.detach().clone().clamp_(0, 1), "best_step": 0,
              "good_x": x0.detach().clone().clamp_(0, 1)}
+    project = cfg.optimizer == "lbfgs"
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.steps, desc="stylize", leave=False) if cfg.progress else None
 
@@ -174,10 +175,10 @@ def optimize(objective: Callable, x0: torch.Tensor, cfg: TransferConfig, *, call
         opt.zero_grad(set_to_none=True)
         total, parts = objective(x)
         total.backward()
-        if x.grad is not None:  # projected gradient: a pixel at 0 or 1 is not pushed further out, where the clamp
-            with torch.no_grad():  # above would undo the move (without this, L-BFGS's curvature pairs see steps that
-                g = x.grad         # change nothing and its directions blow up: issue 12)
-                g.masked_fill_(((x <= 0) & (g > 0)) | ((x >= 1) & (g < 0)), 0.0)
+        if project and x.grad is not None:  # projected gradient: a pixel at 0 or 1 is not pushed further out, where
+            with torch.no_grad():  # the clamp would undo the move (without this, L-BFGS's curvature pairs see steps
+                g = x.grad         # that change nothing and its directions blow up: issue 12; Adam's per-pixel
+                g.masked_fill_(((x <= 0) & (g > 0)) | ((x >= 1) & (g < 0)), 0.0)  # steps need no projection)
         # one device->host transfer per evaluation: the four loss terms and a finiteness probe of the gradient
         terms = term_values(parts, x.grad.sum() if x.grad is not None else total.new_zeros(()))
         value = terms[0]

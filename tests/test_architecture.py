@@ -24,7 +24,9 @@ LAYERS = [
     "nstedu.plotting", "nstedu.widget_layout", "nstedu.widgets", "nstedu.cli_video", "nstedu.cli",  # for people
     "nstedu", "nstedu.__main__",
     "nstedu.exercises", "nstedu.checks.core", "nstedu.checks.colour", "nstedu.checks.content_tv",
-    "nstedu.checks.gram_style", "nstedu.checks.optimization", "nstedu.checks.grading", "nstedu.checks",
+    "nstedu.checks.gram_style", "nstedu.checks.optimization", "nstedu.checks.harder", "nstedu.checks.capstone",
+    "nstedu.checks.manifest", "nstedu.checks.registry", "nstedu.checks.isolate", "nstedu.checks.grading",
+    "nstedu.checks.classroom", "nstedu.checks",
     "nstedu.checks.__main__",                                                         # the course's tools
 ]
 

@@ -39,6 +39,16 @@ def test_strip_solutions_keeps_indentation_and_names_the_function():
         namespace["outer"](1)
 
 
+def test_hidden_tests_are_removed_like_nbgrader_does():
+    src = "checks.check_x(f)\n### BEGIN HIDDEN TESTS\nassert checks.hidden_test('x', f)\n### END HIDDEN TESTS"
+    assert E.strip_hidden_tests(src) == "checks.check_x(f)"
+    assert E.strip_hidden_tests("no tests here\n") == "no tests here\n"
+    with pytest.raises(E.ExerciseError, match="without a matching"):
+        E.strip_hidden_tests("### BEGIN HIDDEN TESTS\nassert 1")
+    with pytest.raises(E.ExerciseError, match="without a '### BEGIN HIDDEN"):
+        E.strip_hidden_tests("assert 1\n### END HIDDEN TESTS")
+
+
 def test_markdown_answers_are_replaced():
     md = "Explain:\n### BEGIN SOLUTION\nBecause Grams forget positions.\n### END SOLUTION\nDone."
     assert E.strip_solutions(md, markdown=True) == f"Explain:\n{E.ANSWER_STUB}\nDone."
@@ -117,10 +127,49 @@ def test_every_exercise_has_a_check_and_no_solution_leaks():
     for path in sorted((ROOT / "exercises").glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         text = "\n".join(c.source for c in nb.cells)
-        assert E.BEGIN not in text and E.END not in text, path
+        assert E.BEGIN not in text and E.END not in text and "HIDDEN TESTS" not in text and "hidden_test" not in text, path
         assert "raise NotImplementedError(" in text, path
         called |= {m.group(1) for m in checks._CALL.finditer(text)}
     assert called == set(checks.CHECKS), called
+
+
+def _grade_cells(nb):
+    out = []
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade"):
+            out.append((meta["grade_id"], float(meta["points"]), cell.cell_type, meta.get("locked", False)))
+    return out
+
+
+def test_solution_notebooks_are_nbgrader_notebooks_matching_the_manifest():
+    """Every graded item of nstedu.checks.manifest is an nbgrader grade cell with the same points, in order: check
+    cells are locked code cells whose hidden test calls the same exercise; written answers are markdown cells with a
+    model answer between solution markers."""
+    from nstedu.checks.manifest import ASSIGNMENTS
+
+    assert sorted(ASSIGNMENTS) == sorted(p.stem for p in (ROOT / "solutions").glob("*.ipynb"))
+    for name, items in ASSIGNMENTS.items():
+        nb = nbformat.read(ROOT / "solutions" / f"{name}.ipynb", as_version=4)
+        cells = _grade_cells(nb)
+        assert [(c[0], c[1]) for c in cells] == [(i.grade_id, float(i.points)) for i in items], name
+        ids = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if "nbgrader" in c.metadata]
+        assert len(ids) == len(set(ids)), f"{name}: duplicate grade ids"
+        by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+        for item in items:
+            cell = by_id[item.grade_id]
+            if item.kind == "check":
+                assert cell.cell_type == "code" and cell.metadata["nbgrader"]["locked"]
+                assert f'checks.hidden_test("{item.exercise}", {checks.FUNCTION[item.exercise]})' in cell.source
+                assert f"check_{item.exercise}(" in cell.source.split(E.HIDDEN_BEGIN)[0]
+            else:
+                assert cell.cell_type == "markdown" and cell.metadata["nbgrader"]["solution"]
+                answer = cell.source.split(E.BEGIN)[1].split(E.END)[0]
+                assert len(answer.split()) > 40, f"{name}: model answer for {item.grade_id} is missing or too short"
+        solutions = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "code"]
+        assert solutions and all(E.BEGIN in c.source for c in solutions), name
+
+
 
 
 NOTEBOOKS = [f"{d}/{p.name}" for d in ("notebooks", "solutions", "exercises") for p in sorted((ROOT / d).glob("*.ipynb"))]

@@ -11,21 +11,30 @@ total variation in one direction only, …) to give a targeted hint::
 A function that still raises ``NotImplementedError`` prints "not implemented yet" instead of raising, so an
 exercise notebook runs top to bottom. Every check returns a :class:`CheckResult`.
 
-Grading: ``python -m nstedu.checks grade exercises/03_*.ipynb`` executes notebooks (quick mode) and prints a
-score per exercise.
+Grading (:mod:`nstedu.checks.grading`): ``python -m nstedu.checks grade exercises/03_*.ipynb`` takes the
+functions out of each notebook and runs every expected check *in the grader's own process* (a deleted check cell
+or a printed "PASSED" changes nothing). nbgrader's hidden tests call :func:`hidden_test`, which runs the check in
+a fresh Python process (:mod:`nstedu.checks.isolate`).
 """
 from __future__ import annotations
 
+from .capstone import check_capstone, check_feature_inversion, check_style_transfer, check_texture_synthesis
 from .colour import LUMA_BT601, LUMA_BT709, check_luminance_transfer, luminance_closed_form, reference_luminance_transfer
 from .content_tv import check_content_loss, check_tv_loss
-from .core import GRADE_FILE_ENV, TOL, CheckResult, rel_error
+from .core import TOL, CheckResult, content_layer, quietly, rel_error, style_layers
 from .gram_style import check_gram_matrix, check_style_loss
+from .harder import check_lbfgs_step, check_masked_gram_matrix, check_match_color_histogram
 from .optimization import check_optimization_step
 
-from .grading import CHECKS, _call_pattern, grade_notebook, main
+from .grading import _call_pattern, grade_notebook, main
+from .isolate import hidden_test
+from .registry import CHECKS, FUNCTION
 
 _CALL = _call_pattern()  # matches a check call in a notebook's source: check_<exercise>(
 
-__all__ = ["CheckResult", "rel_error", "TOL", "GRADE_FILE_ENV", "CHECKS", "grade_notebook", "main",
+__all__ = ["CheckResult", "rel_error", "TOL", "CHECKS", "FUNCTION", "grade_notebook", "main", "hidden_test", "quietly",
+           "content_layer", "style_layers",
            "check_gram_matrix", "check_style_loss", "check_content_loss", "check_tv_loss", "check_optimization_step",
-           "check_luminance_transfer", "luminance_closed_form", "reference_luminance_transfer", "LUMA_BT601", "LUMA_BT709"]
+           "check_luminance_transfer", "luminance_closed_form", "reference_luminance_transfer", "LUMA_BT601",
+           "LUMA_BT709", "check_capstone", "check_texture_synthesis", "check_feature_inversion",
+           "check_style_transfer", "check_lbfgs_step", "check_masked_gram_matrix", "check_match_color_histogram"]

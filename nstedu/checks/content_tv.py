@@ -7,14 +7,16 @@ import torch
 
 from .. import losses as L
 from .core import (CheckResult, _close, _crash_hint, _feature_dicts, _grad_hint, _near, _not_scalar_hint,
-                   _reset_grads, _scale, _trials)
+                   _reset_grads, _scale, _trials, content_layer)
 
 
-def check_content_loss(content_loss: Callable, layer: str = "conv4_2", trials: int = 4, seed: int = 0) -> CheckResult:
-    r"""Check ``content_loss(features, targets) -> ½ Σ (F − P)²`` at ``layer`` (default ``conv4_2``).
+def check_content_loss(content_loss: Callable, layer: str | None = None, trials: int = 4, seed: int = 0) -> CheckResult:
+    r"""Check ``content_loss(features, targets) -> ½ Σ (F − P)²`` at ``layer`` (default: the engine's content layer,
+    ``nstedu.losses.DEFAULT_CONTENT_LAYERS[0]``).
 
     ``features``/``targets``: dicts ``{layer: (1, C, H, W)}`` of the generated image's and the photo's activations,
     as ``vgg(x, layers)`` returns them (they hold other layers too)."""
+    layer = layer or content_layer()
     g = torch.Generator().manual_seed(seed)
     cases = [_feature_dicts(g) for _ in range(trials)]
 
@@ -102,8 +104,9 @@ def check_tv_loss(tv_loss: Callable, trials: int = 4, seed: int = 0) -> CheckRes
             return ("torch.roll wraps around: the last row/column is compared with the first. Use slices: "
                     "x[..., 1:, :] - x[..., :-1, :] and x[..., :, 1:] - x[..., :, :-1]")
         mean = dy.pow(2).mean() + dx.pow(2).mean()
-        if any(_close(out, mean * s) for s in scales):
-            return "you averaged (mean) the squared differences; TV sums them"
+        per_pixel = (dy.pow(2).sum() + dx.pow(2).sum()) / x.numel()
+        if any(_close(out, v * s) for v in (mean, per_pixel) for s in scales):
+            return "you averaged (mean, or ÷ numel) the squared differences; TV sums them"
         l1 = dy.abs().sum() + dx.abs().sum()
         if any(_close(out, l1 * s) for s in scales):
             return "square the differences (this course's TV is the squared, 'β = 2' version), not the absolute value"

@@ -1,17 +1,23 @@
 """The machinery every check shares: ``CheckResult``, ``rel_error``, running a function against the reference on
-random inputs (``_trials``), printing the verdict and logging it for ``grade``, and hints for common crashes."""
+random inputs (``_trials``), printing the verdict, and hints for common crashes.
+
+A verdict is only ever *returned* (a :class:`CheckResult`) and printed for the learner; nothing is written to a file
+that a grader would trust. Grading (:mod:`nstedu.checks.grading`) runs the checks itself.
+"""
 from __future__ import annotations
 
-import json
+import contextlib
+import io
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
+from .. import losses as L
+
 TOL = 1e-4            # rel_error below this passes (inputs are float32)
-GRADE_FILE_ENV = "NSTEDU_GRADE_FILE"
 
 
 @dataclass
@@ -71,12 +77,13 @@ def _report(exercise, status, passed, total, err, hint="", measure="rel_error", 
         else:
             print(f"{exercise}: FAILED ✗ — {passed}/{total} {unit} right, {measure} {shown}")
         print(f"  hint: {hint}")
-    path = os.environ.get(GRADE_FILE_ENV)
-    if path:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                                for k, v in asdict(result).items()}) + "\n")
     return result
+
+
+def quietly(check: Callable, *args, **kwargs) -> CheckResult:
+    """Run a check without printing its verdict (graders, hidden tests); returns the :class:`CheckResult`."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return check(*args, **kwargs)
 
 
 def _trials(exercise: str, cases, run: Callable, reference: Callable, diagnose: Callable, *, error=None,
@@ -132,14 +139,36 @@ def _not_scalar_hint(out) -> str:
     return ""
 
 
-# random feature maps (post-ReLU, small) for the loss checks
-_FEATURE_SHAPES = {"conv1_1": (1, 3, 8, 10), "conv2_1": (1, 4, 6, 5), "conv3_1": (1, 5, 4, 6), "conv4_1": (1, 6, 3, 4),
-                   "conv4_2": (1, 6, 3, 4), "conv5_1": (1, 7, 2, 3), "conv5_2": (1, 7, 2, 3)}
+# random feature maps (post-ReLU, small) for the loss checks, named like the engine's layers (nstedu.losses
+# DEFAULT_CONTENT_LAYERS / DEFAULT_STYLE_LAYERS) plus two neighbours of the content layer for "wrong layer" hints
+_BLOCK_SHAPES = {1: (3, 8, 10), 2: (4, 6, 5), 3: (5, 4, 6), 4: (6, 3, 4), 5: (7, 2, 3)}
+
+
+def content_layer() -> str:
+    """The engine's (first) content layer, e.g. ``relu4_2``: what ``content_loss`` exercises compare."""
+    return L.DEFAULT_CONTENT_LAYERS[0]
+
+
+def style_layers() -> tuple:
+    """The engine's style layers, e.g. ``relu1_1 … relu5_1``."""
+    return tuple(L.DEFAULT_STYLE_LAYERS)
+
+
+def neighbour_layers() -> tuple:
+    """Two layers next to the content layer (same kind, conv or relu): the usual "wrong layer" mistakes."""
+    kind = content_layer()[:4]
+    return f"{kind}4_1", f"{kind}5_2"
+
+
+def _feature_shapes() -> dict:
+    names = dict.fromkeys(style_layers() + (content_layer(),) + neighbour_layers())
+    return {k: (1,) + _BLOCK_SHAPES[int(k[4])] for k in names}
 
 
 def _feature_dicts(g):
-    features = {k: torch.randn(s, generator=g).relu().requires_grad_(True) for k, s in _FEATURE_SHAPES.items()}
-    targets = {k: torch.randn(s, generator=g).relu().requires_grad_(True) for k, s in _FEATURE_SHAPES.items()}
+    shapes = _feature_shapes()
+    features = {k: torch.randn(s, generator=g).relu().requires_grad_(True) for k, s in shapes.items()}
+    targets = {k: torch.randn(s, generator=g).relu().requires_grad_(True) for k, s in shapes.items()}
     return features, targets
 
 
@@ -147,3 +176,16 @@ def _reset_grads(*dicts):
     for d in dicts:
         for t in d.values():
             t.grad = None
+
+
+HIDDEN_SEED_ENV = "NSTEDU_HIDDEN_SEED"   # graders may set their own, unpublished seed
+
+
+def hidden_seed() -> int:
+    """The seed of the second, hidden set of random inputs (the visible checks use 0): ``NSTEDU_HIDDEN_SEED``
+    or 1."""
+    value = os.environ.get(HIDDEN_SEED_ENV, "").strip()
+    try:
+        return int(value) if value else 1
+    except ValueError:
+        raise ValueError(f"{HIDDEN_SEED_ENV}={value!r}: expected an integer seed") from None

@@ -7,7 +7,7 @@ import torch
 
 from .. import losses as L
 from .core import (CheckResult, _close, _crash_hint, _feature_dicts, _grad_hint, _near, _not_scalar_hint,
-                   _reset_grads, _scale, _trials)
+                   _reset_grads, _scale, _trials, rel_error, style_layers)
 
 
 # ---------------------------------------------------------------------------------------------- gram
@@ -28,10 +28,12 @@ def check_gram_matrix(gram_matrix: Callable, trials: int = 5, seed: int = 0) -> 
     r"""Check ``gram_matrix(features (B, C, H, W)) -> (B, C, C)`` = :math:`F F^\top / (C H W)`."""
     g = torch.Generator().manual_seed(seed)
     shapes = [(1, 3, 4, 5), (2, 4, 3, 7), (1, 6, 5, 2), (1, 2, 9, 4), (3, 5, 2, 3)]
-    cases = [torch.randn(shapes[i % len(shapes)], generator=g) for i in range(trials)]
+    cases = [torch.randn(shapes[i % len(shapes)], generator=g).requires_grad_(True) for i in range(trials)]
 
     def diagnose(f, out, exc):
         b, c, h, w = f.shape
+        f = f.detach()
+        out = out.detach() if isinstance(out, torch.Tensor) else out
         if exc is not None:
             return _crash_hint(exc)
         if not isinstance(out, torch.Tensor):
@@ -57,6 +59,9 @@ def check_gram_matrix(gram_matrix: Callable, trials: int = 5, seed: int = 0) -> 
                 return f"your Gram matrix is {h * w}× too large (= H·W): you divided by C only — divide by C·H·W"
             if _near(r, 1 / (c * h * w)):
                 return "your Gram matrix is C·H·W times too small: you divided by C·H·W twice"
+            if b > 1 and _near(r, 1 / b):
+                return (f"your Gram matrix is {b}× too small (= the batch size B): you divided by features.numel() = "
+                        "B·C·H·W; normalize each image by its own C·H·W")
             return f"your Gram matrix is {r:.4g}× the reference: divide F Fᵀ by C·H·W exactly once"
         for variant, hint in _gram_variants(f):
             for factor, _ in [(1, "")] + factors:
@@ -69,7 +74,30 @@ def check_gram_matrix(gram_matrix: Callable, trials: int = 5, seed: int = 0) -> 
             return "your matrix is not symmetric, but G[c, d] must equal G[d, c]: compute F @ F.transpose(1, 2)"
         return "the values differ from F Fᵀ / (C·H·W); compare your code with the formula above"
 
-    return _trials("gram_matrix", cases, lambda f: gram_matrix(f.clone()), L.gram_matrix, diagnose)
+    def run(f):
+        f.grad = None
+        return gram_matrix(f)
+
+    return _trials("gram_matrix", cases, run, lambda f: L.gram_matrix(f.detach()), diagnose, followup=_gram_grad_hint)
+
+
+def _gram_grad_hint(f, out) -> str:
+    """A Gram matrix with the right values must also pass the gradient back to the features (the style loss
+    optimizes the image *through* it): compare d(Σ R ⊙ G)/dF with the reference's for a random R."""
+    if not out.requires_grad:
+        return ("your Gram matrix has the right values but no gradient: it is detached from the features (.detach(), "
+                "torch.no_grad(), .numpy(), .data or torch.tensor(...) on the way), so the style loss could not change "
+                "the image. Compute it with torch operations on `features` itself")
+    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+    (grad,) = torch.autograd.grad((out * weights).sum(), f, allow_unused=True)
+    ref_f = f.detach().clone().requires_grad_(True)
+    (ref,) = torch.autograd.grad((L.gram_matrix(ref_f) * weights).sum(), ref_f)
+    if grad is None or float(grad.abs().sum()) == 0:
+        return "no gradient reaches the features through your Gram matrix: do not detach any part of F"
+    if rel_error(grad, ref) > 1e-3:
+        return ("the values are right but the gradient is not: part of the product is detached (e.g. F @ F.detach().T); "
+                "both factors must be the features")
+    return ""
 
 
 def _diag_scale(out, ref):
@@ -78,7 +106,8 @@ def _diag_scale(out, ref):
 
 
 # --------------------------------------------------------------------------------------------- style
-_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1")
+def _check_layers() -> tuple:
+    return style_layers()[:3]
 
 
 def check_style_loss(style_loss: Callable, trials: int = 4, seed: int = 0) -> CheckResult:
@@ -88,6 +117,7 @@ def check_style_loss(style_loss: Callable, trials: int = 4, seed: int = 0) -> Ch
     ``{layer: (1, C, C)}`` — the layers to use; ``layer_weights``: ``{layer: w_l}``, default ``1/L`` each.
     Your ``style_loss`` should call your ``gram_matrix``."""
     g = torch.Generator().manual_seed(seed)
+    _STYLE_LAYERS = _check_layers()
     cases = []
     for i in range(trials):
         f, t = _feature_dicts(g)
@@ -125,6 +155,13 @@ def check_style_loss(style_loss: Callable, trials: int = 4, seed: int = 0) -> Ch
         parts = variant(case)
         if _close(out, parts[list(a)[-1]]):
             return "only the last layer counts: did you write `loss = …` instead of `loss += …` in the loop?"
+        weights = w if w is not None else {k: 1 / len(a) for k in a}
+        single = [k for k in a if _close(out, parts[k]) or _close(out, parts[k] / weights[k])]
+        if single:
+            k = single[0]
+            where = "is your `return` inside the loop? " if k == list(a)[0] else ""
+            return (f"only one layer ('{k}') counts: {where}add up w_l · E_l over every layer of target_grams "
+                    "before returning")
         r = _scale(out, ref)
         if _near(r, 4):
             return "your loss is 4× too large: each layer's loss is ¼ Σ (Ĝ − Â)² (the ¼ of Gatys et al.)"
@@ -141,6 +178,9 @@ def check_style_loss(style_loss: Callable, trials: int = 4, seed: int = 0) -> Ch
         mean_loss = lambda G, A: 0.25 * (G - A.detach()).pow(2).mean()  # noqa: E731
         if any(_close(out, sum(variant(case, layer_loss=mean_loss).values()) * s) for s in (1, 4)):
             return "you averaged (mean) over the Gram entries; the layer loss sums them: ¼ Σ (Ĝ − Â)²"
+        l1_loss = lambda G, A: (G - A.detach()).abs().sum()  # noqa: E731
+        if any(_close(out, sum(variant(case, layer_loss=l1_loss).values()) * s) for s in (1, 0.25, 0.5)):
+            return "square the differences: ¼ Σ (Ĝ − Â)², not the absolute value |Ĝ − Â| (an L1 distance)"
         norm_loss = lambda G, A: (G - A.detach()).pow(2).sum().sqrt()  # noqa: E731
         if any(_close(out, sum(variant(case, layer_loss=norm_loss).values()) * s) for s in (1, 0.25, 0.5)):
             return "use the *squared* distance ¼ Σ (Ĝ − Â)², without a square root"

@@ -1,0 +1,55 @@
+"""Course tooling: tools/run_notebooks.py runs a notebook in full or quick mode, times it and writes the full-mode
+reference figures; tools/build_site.py lays out the book (lessons and exercises, never solutions; no image from
+another host)."""
+import sys
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tools"))
+
+import build_site  # noqa: E402
+import run_notebooks  # noqa: E402
+
+CELLS = ["import matplotlib.pyplot as plt\nfrom nstedu.env import quick_mode\nfrom nstedu.plotting import full_mode_reference",
+         "fig = plt.figure(figsize=(4, 2)); plt.plot([0, 1], [1, 0]); print('quick' if quick_mode() else 'full')\n"
+         "print('reference:', full_mode_reference('zz_tool_test', fig, 'a test'))"]
+
+
+def _notebook(path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS],
+                                  metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(nb, path)
+    return path
+
+
+def _text(nb):
+    return "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+
+
+def test_full_mode_run_writes_references_and_quick_mode_shows_where_they_are_missing(tmp_path, capsys):
+    path = _notebook(tmp_path / "demo.ipynb")
+    refs = tmp_path / "refs"
+    nb, seconds, error = run_notebooks.execute(path, quick=False, timeout=300, write_references=refs)
+    assert error == "" and seconds > 0
+    assert "full" in _text(nb) and "reference: written" in _text(nb)
+    assert (refs / "zz_tool_test.jpg").stat().st_size > 1000 and (refs / "index.json").is_file()
+    assert any("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))   # inline figures
+    nb, _, error = run_notebooks.execute(path, quick=True, timeout=300)
+    assert error == "" and "reference: missing" in _text(nb) and "not generated yet" in _text(nb)
+    table = run_notebooks.table([("demo.ipynb", 90.0, ""), ("bad.ipynb", 30.0, "ZeroDivisionError")], quick=True)
+    assert "| `demo.ipynb` | 1.5 | ok |" in table and "error: ZeroDivisionError" in table and "| **2.0** |" in table
+
+
+def test_the_book_has_every_lesson_and_exercise_and_no_solution(tmp_path):
+    build_site.write_book_files(tmp_path, True, run_notebooks.LESSONS, build_site.EXERCISES)
+    toc = (tmp_path / "_toc.yml").read_text()
+    assert all(f"notebooks/{p.stem}" in toc for p in run_notebooks.LESSONS)
+    assert all(f"exercises/{p.stem}" in toc for p in build_site.EXERCISES) and "solutions" not in toc
+    assert "quick mode" in (tmp_path / "intro.md").read_text() and (tmp_path / "_extra" / "mathjax" / "tex-svg.js").is_file()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        "# T\n\n[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.x/nb.ipynb)")])
+    build_site._offline(nb)
+    assert nb.cells[0].source == "# T\n\n[Open in Colab](https://colab.x/nb.ipynb)"
