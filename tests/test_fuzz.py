@@ -20,7 +20,7 @@ from nstedu.config import TransferConfig
 from nstedu.env import resolve_device
 from nstedu.images import ImageError, load_image
 
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MODES = ["1", "L", "P", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "I", "F", "I;16", "I;16B", "I;16L",
          "LA", "PA", "La", "RGBa"]
 BYTES_PER_PIXEL = {"1": None, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4, "LA": 2, "PA": 2,
@@ -80,7 +80,7 @@ def test_every_pil_mode_and_size_loads_as_the_reference_says(mode, w, h, data):
     assert_loads_or_refuses(img, reference_rgb(img), (w, h))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.sampled_from(["L", "RGB", "RGBA", "P", "1", "I;16", "CMYK"]), st.sampled_from(["PNG", "TIFF", "BMP", "GIF", "WEBP", "JPEG"]),
        st.integers(1, 24), st.integers(1, 24), st.binary(min_size=1, max_size=32))
 def test_saved_files_of_every_format_load_at_their_size(mode, fmt, w, h, data):
