@@ -228,6 +228,14 @@ def test_arrays_and_tensors_are_read_by_their_dtype(arr, grey):
         assert img.mode == "RGB" and img.size == (5, 4) and set(np.asarray(img).ravel()) == {grey}
 
 
+def test_a_float_image_file_with_nan_is_refused_not_drawn_black(tmp_path):
+    arr = np.full((20, 20), 0.5, np.float32)
+    arr[3, 4] = np.nan
+    Image.fromarray(arr, "F").save(tmp_path / "nan.tif")
+    with pytest.raises(ImageError, match=r"nan.tif'.*1 pixel value\(s\) are NaN or infinite"):
+        load_image(tmp_path / "nan.tif")
+
+
 def test_a_fast_model_with_nan_weights_is_refused_on_load(tmp_path, capsys):
     net = init_net(width=4, res_blocks=1)
     with torch.no_grad():
