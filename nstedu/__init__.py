@@ -9,12 +9,16 @@ Modules, in the order data flows (ARCHITECTURE.md has the picture): :mod:`nstedu
 :mod:`nstedu.objective` (what is minimized, set by :mod:`nstedu.config`) → :mod:`nstedu.control` (before and after)
 → :mod:`nstedu.transfer` (the optimizer) → :mod:`nstedu.images` (save/show).
 """
-from . import samples
-from .config import TransferConfig
-from .env import __version__, info, quick_mode
-from .images import ImageError, load_image, save_image, show
-from .transfer import StyleTransferResult, run_style_transfer, stylize
-from .vgg import WeightsError, get_vgg
+from .arguments import quiet_start
+
+quiet_start()  # the `nstedu` command: Ctrl-C while torch loads below ends with one line (cli.main restores it)
+
+from . import samples  # noqa: E402
+from .config import TransferConfig  # noqa: E402
+from .env import __version__, info, quick_mode  # noqa: E402
+from .images import ImageError, load_image, save_image, show  # noqa: E402
+from .transfer import StyleTransferResult, run_style_transfer, stylize  # noqa: E402
+from .vgg import WeightsError, get_vgg  # noqa: E402
 
 __all__ = ["stylize", "run_style_transfer", "TransferConfig", "StyleTransferResult", "load_image", "save_image",
            "show", "samples", "get_vgg", "info", "quick_mode", "ImageError", "WeightsError", "__version__"]

@@ -31,6 +31,8 @@ from .config import TransferConfig
 from .env import default_size, resolve_device
 from .images import IMAGE_EXTENSIONS, ImageError, atomic_write, image_files, save_image  # noqa: F401 (re-exported)
 from .multiscale import stylize_multiscale
+from .outputs import FolderLock, check_output_folder, save_or_rescue
+from .samples import load_style
 from .vgg import get_vgg
 
 MANIFEST = "manifest.csv"
@@ -90,8 +92,14 @@ def read_manifest(path) -> dict:
     path = Path(path)
     if not path.exists():
         return {}
-    with open(path, newline="", encoding="utf-8") as f:
-        return {(r["input"], r["style"]): r for r in csv.DictReader(f)}
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return {(r["input"], r["style"]): r for r in csv.DictReader(f)}
+    except UnicodeDecodeError as e:
+        raise ValueError(f"manifest '{path}': not UTF-8 text (byte {e.start}); move it away or use --overwrite") from None
+    except (KeyError, csv.Error) as e:
+        raise ValueError(f"manifest '{path}': not an nstedu manifest ({type(e).__name__}: {e}); move it away or "
+                         f"use --overwrite") from None
 
 
 def write_manifest(path, rows: dict) -> None:
@@ -137,10 +145,14 @@ def run_batch(input_dir, styles: Sequence, output_dir, config=None, *, blend: bo
         raise ValueError(f"two styles have the same name ({', '.join(labels)}): outputs are named after the style "
                          f"file, so rename one")
     inputs = find_images(input_dir)
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".*.part"):  # left by a run killed while saving
-        stale.unlink(missing_ok=True)
+    for s in {s for group in styles for s in (group if isinstance(group, list) else [group])}:
+        load_style(s)  # a missing or unreadable style is refused once, up front, not once per photo
+    out = check_output_folder(output_dir)
+    with FolderLock(out):  # a second run on the same folder is refused (it would redo and clobber this one's work)
+        return _run(inputs, styles, out, cfg, multiscale, levels, steps_per_scale, ext, overwrite, log)
+
+
+def _run(inputs, styles, out: Path, cfg, multiscale, levels, steps_per_scale, ext, overwrite, log) -> BatchReport:
     manifest = out / MANIFEST
     rows = {} if overwrite else read_manifest(manifest)
     names = output_names(inputs, styles, ext)
@@ -198,7 +210,7 @@ def run_batch(input_dir, styles: Sequence, output_dir, config=None, *, blend: bo
                 continue
             if result.stop_reason in ("interrupted", "stopped"):
                 raise KeyboardInterrupt  # the photo in progress is unfinished: do not save it
-            save_image(result.image, target)
+            save_or_rescue(result.image, target)
             losses = result.final_losses() if result.history["step"] else {}
             rows[key] = dict(input=path.name, style=key[1], output=target.name, status="ok",
                              seconds=f"{time.perf_counter() - t0:.2f}", message=result.message, settings=settings,

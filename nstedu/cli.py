@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Callable
 
 from . import batch, cli_video, multiscale, samples, transfer
+from .arguments import count, join_negative_values, one_line_warnings, started, value_flags
 from .config import CONTROL, NETWORK, OPTIMIZATION, OUTPUT, WEIGHTS, TransferConfig
 from .env import info
 from .fast import FastConfig, FastStylizer, available_models, export_model, train_fast
-from .images import ImageError, save_image
+from .images import ImageError
 from .masks import Mask
+from .outputs import SaveFailed, check_output, save_or_rescue, snapshot_saver
 from .vgg import WeightsError
 
 GROUPS = (OUTPUT, WEIGHTS, NETWORK, OPTIMIZATION, CONTROL)  # the order of the option groups in --help
@@ -40,11 +42,14 @@ EPILOG = """examples:
 # ------------------------------------------------------------------------------------------ option values
 def _numbers(kind):
     def parse(text: str) -> list:
+        what = "whole numbers" if kind is int else "numbers"
         try:
-            return [kind(v) for v in text.split(",") if v.strip()]
+            values = [kind(v) for v in text.split(",") if v.strip()]
         except ValueError:
-            what = "whole numbers" if kind is int else "numbers"
             raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
+        if any(not v >= 0 for v in values):  # also NaN
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what} ≥ 0, got {text!r}")
+        return values
     return parse
 
 
@@ -143,7 +148,7 @@ def _add_stylize(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style", dest="style_option", default=None, metavar="S1[,S2]",
                    help="the style image(s), as an option: --style a.jpg,b.jpg --style-blend 0.6,0.4")
     p.add_argument("-o", "--output", default="out.png", help="output file, .png or .jpg (default out.png)")
-    p.add_argument("--save-every", type=int, default=0, metavar="N",
+    p.add_argument("--save-every", type=count("--save-every"), default=0, metavar="N",
                    help="also save the current image every N steps as OUTPUT_NNNN.png (default: never)")
     add_config_arguments(p)
     _add_high_resolution(p)
@@ -161,10 +166,8 @@ def _run_stylize(args) -> int:
     if (args.style is None) == (args.style_option is None):
         raise ValueError("give the style image(s) once: as the second argument or with --style")
     styles = _names(args.style or args.style_option)
-    out, callback = Path(args.output), None
-    if args.save_every:
-        def callback(info):
-            save_image(info.image, out.with_name(f"{out.stem}_{info.step:04d}{out.suffix}"))
+    out = check_output(args.output)  # before the work, not after it
+    callback = snapshot_saver(out) if args.save_every else None
     mask = None if args.mask is None else Mask(args.mask, feather=args.mask_feather, invert=args.mask_invert,
                                                composite=not args.mask_no_composite)
     style = styles if len(styles) > 1 else styles[0]
@@ -176,13 +179,13 @@ def _run_stylize(args) -> int:
                                                steps_per_scale=_steps_per_scale(args), **kwargs)
     else:
         result = transfer.run_style_transfer(args.content, style, **kwargs)
-    save_image(result.image, args.output)
+    save_or_rescue(result.image, args.output)
     losses = result.final_losses() if result.history["step"] else {}
     extra = f" ({result.message})" if result.message else ""
     print(f"saved {args.output}: {result.image.width}×{result.image.height}, {len(result.history['step'])} steps, "
           f"{result.seconds:.1f} s on {result.device}, {result.stop_reason}{extra}; "
           + ", ".join(f"{k} {v:.4g}" for k, v in losses.items()))
-    return 0
+    return 130 if result.stop_reason == "interrupted" else 0
 
 
 def _add_batch(p: argparse.ArgumentParser) -> None:
@@ -225,10 +228,11 @@ def _add_fast(p: argparse.ArgumentParser) -> None:
 
 
 def _run_fast(args) -> int:
+    check_output(args.output)
     stylizer = FastStylizer.load(args.model, args.device)
     t0 = time.perf_counter()
     img = stylizer(args.content, args.size)
-    save_image(img, args.output)
+    save_or_rescue(img, args.output)
     print(f"saved {args.output}: {img.width}×{img.height} in {time.perf_counter() - t0:.2f} s on {stylizer.device} "
           f"(model {args.model}, style {stylizer.meta.get('style', '?')})")
     return 0
@@ -307,21 +311,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nstedu", description="Neural style transfer (Gatys et al.) on a frozen VGG-19.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.value_flags = set()  # options that take a value: "--style-blend -1,2" is read as its value
     for name, command in COMMANDS.items():
         p = sub.add_parser(name, help=command.help, formatter_class=argparse.RawDescriptionHelpFormatter)
         command.add_arguments(p)
         p.set_defaults(func=command.run)
+        parser.value_flags |= value_flags(p)
     return parser
 
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else list(argv), parser.value_flags))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    started()  # from here on Ctrl-C is a KeyboardInterrupt, handled below (the best image is kept)
     try:
-        return args.func(args)
+        with one_line_warnings(f"nstedu {args.command}"):
+            return args.func(args)
+    except SaveFailed as e:  # the work is done but could not be written where asked: it was saved elsewhere
+        print(f"nstedu {args.command}: error: {e}", file=sys.stderr)
+        return 1
     except (ImageError, WeightsError, ValueError, FileNotFoundError) as e:
         print(f"nstedu {args.command}: error: {e}", file=sys.stderr)
         return 2

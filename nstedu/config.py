@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Optional, Sequence
 
 from . import losses as L
+from .images import MIN_SIDE
 from .vgg import POOLINGS, check_layers, check_pooling
 
 OPTIMIZERS = ("lbfgs", "adam")
@@ -108,6 +109,11 @@ class TransferConfig:
     progress: bool = setting(True, "show a progress bar", OUTPUT, flags=("--quiet", "-q"), kind="negate",
                              cli_help="no progress bar")
 
+    def __post_init__(self):
+        for name in ("content_layers", "style_layers"):  # "conv1_1" or "conv1_1,conv2_1": a layer, not letters
+            if isinstance(getattr(self, name), str):
+                setattr(self, name, tuple(v.strip() for v in getattr(self, name).split(",") if v.strip()))
+
     def validate(self) -> "TransferConfig":
         """Raise ``ValueError`` naming the field for any out-of-range setting; return self."""
         def positive(name, allow_zero=False, integer=False):
@@ -120,6 +126,8 @@ class TransferConfig:
                 raise ValueError(f"{name} must be {need} {'integer' if integer else 'number'}, got {v!r}")
 
         positive("size", integer=True)
+        if self.size is not None and self.size < MIN_SIDE:
+            raise ValueError(f"size must be at least {MIN_SIDE} pixels (VGG-19 halves each side four times), got {self.size}")
         positive("steps", integer=True)
         for name in ("content_weight", "style_weight", "tv_weight"):
             positive(name, allow_zero=True)
@@ -141,6 +149,8 @@ class TransferConfig:
         check_pooling(self.pooling)
         check_layers(self.content_layers, "content layer")
         check_layers(self.style_layers, "style layer")
+        if not self.content_layers and self.content_weight > 0:
+            raise ValueError("content_layers is empty: give at least one layer (e.g. conv4_2) or set content_weight=0")
         if not self.style_layers and self.style_weight > 0:
             raise ValueError("style_layers is empty: give at least one layer or set style_weight=0")
         if self.style_layer_weights is not None:

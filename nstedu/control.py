@@ -22,6 +22,7 @@ result *after* it. The optimizer itself never changes (:mod:`nstedu.transfer` ca
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from typing import Optional, Sequence, Union
 
@@ -213,6 +214,9 @@ def prepare(photo: Image.Image, style: Union[ImageLike, Sequence[ImageLike], Non
         raise ValueError("preserve_colors='histogram' recolours the style images for each photo: pass style images, not style_targets")
     h, w = content_t.shape[-2:]
     mask_t = None if mask is None else as_mask(mask).tensor(w, h, device)
+    if mask_t is not None and float(mask_t.max()) == 0.0:
+        warnings.warn("the mask is all black (after --mask-invert, if given): nothing will be styled and the photo "
+                      "comes back unchanged (white = style)", RuntimeWarning, stacklevel=3)
     if mask_t is not None:
         style_targets = apply_mask(style_targets, mask_t, w, h, device)
     if config.style_strength < 1 and config.style_weight > 0:

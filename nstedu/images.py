@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Callable, Sequence, Union
@@ -19,8 +20,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, bytes, torch.Tensor]
 
-#: Largest image (in pixels) we agree to decode: 2× PIL's warning threshold (~179 megapixels).
+#: Largest image (in pixels) we agree to decode: 178,956,970 (~179 megapixels, e.g. 16000×11000), PIL's own hard
+#: limit (2 × ``Image.MAX_IMAGE_PIXELS``). PIL's warning above half of it is not an error here: this check replaces it.
 MAX_PIXELS = 2 * 89_478_485
+#: Every side of an image that goes through VGG-19 must be at least this long (four 2×2 poolings before conv5_1).
+MIN_SIDE = 16
+#: A temporary ``.part`` file whose writer is gone, or older than this (seconds), is removed by the next write there.
+STALE_PART_SECONDS = 3600
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 #: File extensions read as images wherever a folder is scanned (``nstedu batch``, fast-network training).
@@ -63,6 +69,8 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         return img
     if img.mode in WIDE_MODES:
         arr = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{int((~np.isfinite(arr)).sum())} pixel value(s) are NaN or infinite")
         arr = np.clip(arr / white_level(arr, img.mode) * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(arr, "L").convert("RGB")
     if img.mode == "P":
@@ -74,7 +82,34 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _from_array(arr: np.ndarray) -> Image.Image:
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Pixel values → uint8 by the dtype's meaning: uint8 as is; bool 0/1 → black/white; uint16 0–65535; other
+    integers 0–255 (or 0–65535 if any value is above 255); floats 0–1. Anything else is refused (ValueError)."""
+    kind = arr.dtype.kind
+    if arr.dtype == np.uint8:
+        return arr
+    if kind == "b":
+        return arr.astype(np.uint8) * 255
+    if kind in "ui":
+        lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
+        if lo < 0 or hi > 65535:
+            raise ValueError(f"integer pixel values must be 0–255 or 0–65535, got {lo} … {hi}")
+        white = 65535.0 if arr.dtype == np.uint16 or hi > 255 else 255.0
+        return np.floor(arr.astype(np.float64) * (255.0 / white) + 0.5).astype(np.uint8)
+    if kind == "f":
+        arr = arr.astype(np.float64)
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{int((~np.isfinite(arr)).sum())} pixel value(s) are NaN or infinite")
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < -1e-3 or hi > 1.0 + 1e-3:
+            hint = ": divide by 255?" if lo >= 0 and hi <= 255 else (": divide by 65535?" if lo >= 0 and hi <= 65535 else "")
+            raise ValueError(f"float pixel values must be in [0, 1], got {lo:g} … {hi:g}{hint}")
+        return np.floor(np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    raise ValueError(f"pixels of dtype {arr.dtype} are not an image (use uint8, uint16, bool or float in [0, 1])")
+
+
+def _from_array(arr) -> Image.Image:
+    """A numpy array (H×W, H×W×1/3/4 or 1/3/4×H×W) → ``PIL.Image``, values read by :func:`_to_uint8`."""
     arr = np.asarray(arr)
     if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
         arr = np.moveaxis(arr, 0, -1)  # CHW -> HWC
@@ -82,19 +117,27 @@ def _from_array(arr: np.ndarray) -> Image.Image:
         arr = arr[..., 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
         raise ValueError(f"array of shape {arr.shape} is not an image (expected H×W, H×W×3 or H×W×4)")
-    if arr.dtype.kind == "f":
-        arr = np.clip(arr, 0.0, 1.0) * 255.0 + 0.5
-    elif arr.dtype == np.uint16:
-        arr = arr / white_level(arr, "I;16") * 255.0 + 0.5
-    arr = np.clip(arr, 0, 255).astype(np.uint8)
-    return Image.fromarray(arr)
+    return Image.fromarray(np.ascontiguousarray(_to_uint8(arr)))
+
+
+def _from_tensor(t: torch.Tensor) -> Image.Image:
+    """A tensor ``(1, C, H, W)``, ``(C, H, W)`` or ``(H, W)`` → ``PIL.Image``, by the same rules as arrays."""
+    t = t.detach().cpu()
+    if t.dim() == 4:
+        if t.shape[0] != 1:
+            raise ValueError(f"expected one image, got a batch of {t.shape[0]}")
+        t = t[0]
+    if t.dtype in (torch.bfloat16, torch.float16):  # numpy has no bfloat16
+        t = t.float()
+    return _from_array(t.numpy())
 
 
 def load_image(src: ImageLike, max_size: int | None = None, *, name: str | None = None) -> Image.Image:
     """Load an image as an 8-bit RGB ``PIL.Image``.
 
-    ``src``: a path, ``PIL.Image``, numpy array (H×W[×C], uint8/uint16 or float in [0, 1]), encoded bytes,
-    or a float tensor ``(1, 3, H, W)``/``(3, H, W)`` in [0, 1]. EXIF orientation is applied. With
+    ``src``: a path, ``PIL.Image``, encoded bytes, a numpy array (H×W[×C]) or a tensor (``(1, 3, H, W)``/
+    ``(3, H, W)``); array and tensor values are read by their dtype: uint8 0–255, uint16 0–65535, bool, other
+    integers 0–255 (0–65535 if any is above 255), floats in [0, 1] (outside it, or NaN/inf: refused). EXIF orientation is applied. With
     ``max_size`` the longest side is reduced to at most that many pixels (aspect kept). ``name`` is used in
     error messages (e.g. ``"style image 'x.jpg'"``). Raises :class:`ImageError` with a one-line message.
     """
@@ -103,7 +146,7 @@ def load_image(src: ImageLike, max_size: int | None = None, *, name: str | None 
         if isinstance(src, Image.Image):
             img = src
         elif isinstance(src, torch.Tensor):
-            img = tensor_to_pil(src)
+            img = _from_tensor(src)
         elif isinstance(src, np.ndarray):
             img = _from_array(src)
         else:
@@ -119,7 +162,7 @@ def load_image(src: ImageLike, max_size: int | None = None, *, name: str | None 
                     raise ImageError(f"{label}: file is empty (0 bytes)")
                 fp = path
             with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS below is the limit
                 img = Image.open(fp)
                 w, h = img.size
                 if w * h > MAX_PIXELS:
@@ -144,16 +187,38 @@ def load_image(src: ImageLike, max_size: int | None = None, *, name: str | None 
     return img
 
 
-def resize_longest(img: Image.Image, size: int) -> Image.Image:
-    """Resize so the longest side is ``size`` pixels, keeping the aspect ratio (LANCZOS; BICUBIC when enlarging)."""
+def fit_longest(width: int, height: int, size: int) -> tuple[int, int]:
+    """The (width, height) of a ``width``×``height`` image resized so its longest side is ``size`` (aspect kept)."""
     if size <= 0:
         raise ValueError(f"size must be positive, got {size}")
-    w, h = img.size
-    scale = size / max(w, h)
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
-    if new == (w, h):
+    scale = size / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def resize_longest(img: Image.Image, size: int) -> Image.Image:
+    """Resize so the longest side is ``size`` pixels, keeping the aspect ratio (LANCZOS; BICUBIC when enlarging)."""
+    new = fit_longest(*img.size, size)
+    if new == img.size:
         return img
-    return img.resize(new, Image.LANCZOS if scale < 1 else Image.BICUBIC)
+    return img.resize(new, Image.LANCZOS if size < max(img.size) else Image.BICUBIC)
+
+
+def min_size_for(width: int, height: int) -> int:
+    """The smallest longest side at which a ``width``×``height`` image keeps both sides ≥ :data:`MIN_SIDE`."""
+    size = max(1, (MIN_SIDE - 1) * max(width, height) // min(width, height))  # a lower bound (sides are rounded)
+    while min(fit_longest(width, height, size)) < MIN_SIDE:
+        size += 1
+    return size
+
+
+def check_min_side(original: tuple[int, int], size: int, label: str, option: str = "--size") -> tuple[int, int]:
+    """The (width, height) of an ``original`` = (width, height) image at ``size``; :class:`ImageError` (naming the
+    smallest ``option`` value that would do) if a side would be shorter than :data:`MIN_SIDE` pixels."""
+    w, h = fit_longest(*original, size)
+    if min(w, h) < MIN_SIDE:
+        raise ImageError(f"{label} would be {w}×{h} pixels at {option} {size}: every side needs at least {MIN_SIDE} "
+                         f"(VGG-19 halves it four times); use {option} {min_size_for(*original)} or more, or crop it")
+    return w, h
 
 
 def pil_to_tensor(img: Image.Image, device: Union[str, torch.device, None] = None) -> torch.Tensor:
@@ -189,13 +254,51 @@ def _umask() -> int:
     return mask
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether it exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):  # someone else's process, or not a pid we can ask about
+        pass
+    return True
+
+
+def clean_stale_parts(folder: Union[str, os.PathLike], max_age: float = STALE_PART_SECONDS) -> list[Path]:
+    """Remove the temporary ``.NAME.PID.XXXX.part`` files of :func:`atomic_write` in ``folder`` whose writing process
+    is gone (killed while saving), and any ``.part`` file older than ``max_age`` seconds. Returns what was removed;
+    files being written by a live process are left alone."""
+    removed = []
+    try:
+        candidates = list(Path(folder).glob(".*.part"))
+    except OSError:
+        return removed
+    now = time.time()
+    for p in candidates:
+        fields = p.name.split(".")  # ['', stem…, pid, random, 'part']
+        pid = int(fields[-3]) if len(fields) >= 5 and fields[-3].isdigit() else None
+        try:
+            stale = (pid is not None and pid != os.getpid() and not _pid_alive(pid)) or now - p.stat().st_mtime > max_age
+            if stale:
+                p.unlink()
+                removed.append(p)
+        except OSError:
+            continue
+    return removed
+
+
 def atomic_write(path: Union[str, os.PathLike], write: Callable, text: bool = False) -> Path:
-    """Write ``path`` atomically: ``write(f)`` fills a temporary file in the same folder, which is flushed to disk,
-    given the usual permissions (mkstemp makes 0600) and renamed over ``path``. Any failure, Ctrl-C included,
-    removes the temporary file and leaves ``path`` as it was. Returns the path."""
-    path = Path(path)
+    """Write ``path`` atomically: ``write(f)`` fills a temporary file ``.NAME.PID.XXXX.part`` in the same folder,
+    which is flushed to disk, given the usual permissions (mkstemp makes 0600) and renamed over ``path``. Any failure,
+    Ctrl-C included, removes the temporary file and leaves ``path`` as it was. A symbolic link is written through
+    (its target is replaced, the link kept); stale ``.part`` files of killed writers are cleaned
+    (:func:`clean_stale_parts`). Returns the path."""
+    given = path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
+    clean_stale_parts(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.", suffix=".part", dir=path.parent)
     try:
         with (os.fdopen(fd, "w", newline="", encoding="utf-8") if text else os.fdopen(fd, "wb")) as f:
             write(f)
@@ -206,7 +309,7 @@ def atomic_write(path: Union[str, os.PathLike], write: Callable, text: bool = Fa
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+    return given
 
 
 def save_image(img: Union[Image.Image, torch.Tensor], path: Union[str, os.PathLike], quality: int = 95) -> Path:

@@ -18,14 +18,13 @@ vectors per history entry (2 × 25 MB at 1080p), so the history is shortened at 
 from __future__ import annotations
 
 import math
-import os
 import time
-import warnings
 from dataclasses import replace
 from typing import Callable, Optional, Sequence, Union
 
 from .config import TransferConfig
-from .env import resolve_device
+from .env import check_memory, estimate_memory_gb, resolve_device  # noqa: F401 (estimate_memory_gb: re-exported)
+from .images import fit_longest
 from .objective import LossHistory, StyleTarget
 from .samples import load_content
 from .transfer import StyleTransferResult, run_style_transfer
@@ -63,12 +62,6 @@ def lbfgs_history_for(width: int, height: int, limit: int = 100, budget: int = L
     100 up to ~850×850 pixels, 10 at 1920×1080, 3 at 4K."""
     per_entry = 2 * 4 * 3 * width * height
     return int(max(3, min(limit, budget // per_entry)))
-
-
-def estimate_memory_gb(width: int, height: int, history: int) -> float:
-    """Rough peak memory (GB) of one evaluation at ``width``×``height`` on the CPU: ≈ 1.9 GB per megapixel for
-    the VGG-19 activations and their gradients (4.0 GB measured at 1920×1080) plus the L-BFGS history."""
-    return 1.93 * width * height / 1e6 + 2 * 4 * 3 * width * height * (history + 4) / 1e9
 
 
 def stylize_multiscale(content, style=None, config: Optional[TransferConfig] = None, *,
@@ -138,22 +131,11 @@ def stylize_multiscale(content, style=None, config: Optional[TransferConfig] = N
 
 
 def _check_memory(content, size: int, cfg: TransferConfig, thumb: tuple) -> None:
-    """Warn (before hours of work) when the finest level will not fit this machine's memory (CPU runs)."""
-    if resolve_device(cfg.device).type != "cpu":
-        return
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
-    except (AttributeError, ValueError, OSError):  # not on Linux/macOS
-        return
-    w, h = load_content(content, size).size
-    need = estimate_memory_gb(w, h, _history(thumb, size, cfg))
-    if need > 0.9 * total:
-        warnings.warn(f"a {w}×{h} result needs about {need:.0f} GB of memory and this machine has {total:.0f} GB; "
-                      f"use a smaller --size", RuntimeWarning, stacklevel=3)
+    """Refuse (before hours of work) when the finest level will not fit the device's memory."""
+    w, h = fit_longest(*thumb, size)
+    check_memory(w, h, _history(thumb, size, cfg) if cfg.optimizer == "lbfgs" else 0, resolve_device(cfg.device), size)
 
 
 def _history(thumb: tuple, size: int, cfg: TransferConfig) -> int:
     """The L-BFGS history for the content's shape at ``size`` (aspect ratio from ``thumb``, its (w, h) at 64 px)."""
-    w, h = thumb
-    scale = size / max(w, h)
-    return lbfgs_history_for(max(1, round(w * scale)), max(1, round(h * scale)), cfg.lbfgs_history)
+    return lbfgs_history_for(*fit_longest(*thumb, size), cfg.lbfgs_history)

@@ -16,7 +16,7 @@ from typing import Optional
 
 from PIL import Image
 
-from .images import load_image
+from .images import check_min_side, load_image, resize_longest
 
 #: name -> (kind, title, credit, licence)
 SAMPLES = {
@@ -70,8 +70,14 @@ def _load_as(src, size, role: str) -> Image.Image:
 
 
 def load_style(src, size: Optional[int] = None) -> Image.Image:
-    """A style image: a bundled sample name or anything :func:`load_image` takes; errors say "style image '…'"."""
-    return _load_as(src, size, "style image")
+    """A style image: a bundled sample name or anything :func:`load_image` takes; errors say "style image '…'".
+    With ``size``, both sides must stay at least 16 px (VGG-19 needs them), else a one-line ImageError."""
+    img = _load_as(src, None, "style image")
+    if size is None:
+        return img
+    check_min_side(img.size, size, f"style image '{src}'" if isinstance(src, str) else "style image",
+                   option="a style size (--size × --style-scale) of")
+    return resize_longest(img, size)
 
 
 def load_content(src, size: Optional[int] = None) -> Image.Image:

@@ -25,8 +25,8 @@ from tqdm.auto import tqdm
 
 from . import control
 from .config import INITS, OPTIMIZERS, TransferConfig  # noqa: F401 (OPTIMIZERS, INITS: re-exported)
-from .env import default_device, default_size, resolve_device  # noqa: F401 (default_device: re-exported)
-from .images import ImageLike, load_image, pil_to_tensor, save_image, tensor_to_pil
+from .env import check_memory, default_device, default_size, resolve_device  # noqa: F401 (default_device: re-exported)
+from .images import ImageLike, check_min_side, load_image, pil_to_tensor, resize_longest, save_image, tensor_to_pil
 from .objective import (TERMS, LossHistory, Objective, StyleTarget, blend_targets, grams_of,  # noqa: F401
                         prepare_style_targets, style_grams, term_values)
 from .samples import load_content, load_style
@@ -127,7 +127,10 @@ def run_style_transfer(content: ImageLike, style: Union[ImageLike, Sequence[Imag
         raise ValueError(f"callback_every must be positive, got {callback_every}")
     device = resolve_device(cfg.device)
     size = cfg.size or default_size(device)
-    photo = load_content(content, size)
+    photo = load_content(content)  # its size is checked before anything of the result's size is allocated
+    w, h = check_min_side(photo.size, size, f"content image '{content}'" if isinstance(content, str) else "content image")
+    check_memory(w, h, cfg.lbfgs_history if cfg.optimizer == "lbfgs" else 0, device, size, multiscale_history=3)
+    photo = resize_longest(photo, size)
     vgg = get_vgg(cfg.weights, device, cfg.pooling)
     inputs = control.prepare(photo, style, vgg, cfg, size, device, style_targets=style_targets, mask=mask)
 

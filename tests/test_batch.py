@@ -84,11 +84,11 @@ def test_interrupted_run_resumes_without_redoing_or_duplicating(tmp_path, monkey
 KILL_AFTER_FIRST_SAVE = """
 import os, signal, sys
 import nstedu.batch as B
-real = B.save_image
+real = B.save_or_rescue
 def save_then_die(*a, **k):
     real(*a, **k)
     os.kill(os.getpid(), signal.SIGKILL)
-B.save_image = save_then_die
+B.save_or_rescue = save_then_die
 from nstedu.cli import main
 sys.exit(main(sys.argv[1:]))
 """

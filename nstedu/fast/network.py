@@ -138,6 +138,10 @@ def load_net(path) -> tuple[TransformerNet, dict]:
     except Exception as e:
         first = str(e).strip().splitlines()[0][:200]
         raise WeightsError(f"'{resolve_model(path)}': weights do not fit the network ({type(e).__name__}: {first})") from None
+    bad = [k for k, v in obj["state_dict"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise WeightsError(f"'{resolve_model(path)}': {len(bad)} weight tensor(s) hold NaN or infinite values (e.g. "
+                           f"{bad[0]}); the training diverged: retrain with a lower --lr")
     return net.eval(), obj
 
 

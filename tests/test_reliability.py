@@ -1,0 +1,373 @@
+"""Never lose a finished picture (issue 14): outputs checked before the work and rescued after it, a lock on shared
+output folders, memory and size checks before allocating, inputs read by their dtype, one clear line (and the
+right exit status) for every mistake. The command line is run in-process with ``main(argv)`` where only the exit
+status and stderr matter, and as a subprocess where signals, resource limits or a second process are involved."""
+import errno
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nstedu import batch, env, images, outputs
+from nstedu.cli import main
+from nstedu.config import TransferConfig
+from nstedu.fast import FastStylizer, init_net, save_model
+from nstedu.images import ImageError, load_image, save_image
+from nstedu.vgg import WeightsError
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = dict(os.environ, NSTEDU_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
+TINY = ["--size", "32", "--steps", "1", "-q"]
+
+
+def run(argv, capsys):
+    """``nstedu ARGV`` in this process → (exit status, stdout, stderr lines)."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, [line for line in err.splitlines() if line.strip()]
+
+
+def spawn(*args, **kw):
+    return subprocess.Popen([sys.executable, *map(str, args)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **kw)
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if the optimization starts: the check must come first."""
+    def boom(*a, **k):
+        raise AssertionError("the work started before the check")
+    monkeypatch.setattr("nstedu.cli.transfer.run_style_transfer", boom)
+    monkeypatch.setattr("nstedu.cli.multiscale.stylize_multiscale", boom)
+
+
+# ------------------------------------------------------------------------ 1. outputs checked before the work
+@pytest.mark.parametrize("name, says", [("out.xyz", "cannot write '.xyz'"), ("out", "has no extension"),
+                                        ("folder", "is a folder"), ("file.txt/out.png", "is a file, not a folder")])
+def test_bad_output_paths_are_refused_before_the_work(tmp_path, capsys, no_work, name, says):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    code, _, err = run(["stylize", "chelsea", "starry_night", "-o", tmp_path / name, *TINY], capsys)
+    assert code == 2 and len(err) == 1 and says in err[0] and str(tmp_path / name) in err[0]
+
+
+def test_an_unwritable_folder_is_refused_before_the_work(tmp_path, capsys, no_work, monkeypatch):
+    def read_only(*a, **k):  # what a read-only file system answers (root ignores permission bits, so simulate it)
+        raise OSError(errno.EROFS, "Read-only file system")
+    monkeypatch.setattr(outputs.tempfile, "mkstemp", read_only)
+    code, _, err = run(["fast", "chelsea", "-o", tmp_path / "out.png"], capsys)
+    assert code == 2 and err == [f"nstedu fast: error: output '{tmp_path / 'out.png'}': cannot write in folder "
+                                 f"'{tmp_path}' (Read-only file system)"]
+
+
+def test_a_full_disk_at_the_end_rescues_the_picture(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    real, kept = images.atomic_write, []
+
+    def full_disk(path, write, text=False):
+        if Path(path).parent == tmp_path:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        kept.append(Path(path))
+        return real(path, write, text)
+    monkeypatch.setattr(images, "atomic_write", full_disk)
+    code, out, err = run(["stylize", "chelsea", "starry_night", "-o", tmp_path / "out.png", *TINY], capsys)
+    rescued = tmp_path / "cache" / "nstedu" / "rescued"
+    assert code == 1 and len(err) == 1 and "No space left on device" in err[0] and not (tmp_path / "out.png").exists()
+    assert len(kept) == 1 and kept[0].parent == rescued and str(kept[0]) in err[0]
+    assert Image.open(kept[0]).size == (32, 21)
+
+
+def test_a_file_size_limit_rescues_the_picture_as_a_smaller_file(tmp_path):
+    """RLIMIT_FSIZE (the real thing, in a subprocess): the PNG is too large everywhere, the JPEG copy fits."""
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 48, 3), np.uint8))
+    photo.save(tmp_path / "noise.png")
+    result, png, jpg = FastStylizer.load("starry_night", "cpu")(photo), io.BytesIO(), io.BytesIO()
+    result.save(png, "PNG"), result.save(jpg, "JPEG", quality=95)
+    assert len(jpg.getvalue()) < len(png.getvalue())
+    limit = (len(jpg.getvalue()) + len(png.getvalue())) // 2  # the PNG is too large everywhere, the JPEG fits
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (%d, %d)); from nstedu.cli import main; "
+            "sys.exit(main(sys.argv[1:]))" % (limit, limit))
+    env = dict(ENV, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    r = subprocess.run([sys.executable, "-c", code, "fast", tmp_path / "noise.png", "--model", "starry_night",
+                        "-o", tmp_path / "out.png"], env=env, capture_output=True, text=True, timeout=120)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1 and "File too large" in lines[0], r.stderr
+    rescued = list((tmp_path / "cache" / "nstedu" / "rescued").iterdir())
+    assert [p.suffix for p in rescued] == [".jpg"] and str(rescued[0]) in lines[0]
+    assert Image.open(rescued[0]).size == (48, 48) and not (tmp_path / "out.png").exists()
+
+
+def test_a_snapshot_that_cannot_be_written_does_not_end_the_run(tmp_path, capsys, monkeypatch):
+    real = images.atomic_write
+
+    def no_snapshots(path, write, text=False):
+        if "_000" in Path(path).name:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, write, text)
+    monkeypatch.setattr(images, "atomic_write", no_snapshots)
+    code, out, err = run(["stylize", "chelsea", "starry_night", "-o", tmp_path / "o.png", "--size", 32, "--steps", 2,
+                          "--save-every", 1, "-q"], capsys)
+    assert code == 0 and (tmp_path / "o.png").exists() and "2 steps" in out
+    assert err == [f"nstedu stylize: warning: could not save a snapshot next to '{tmp_path / 'o.png'}' (No space left "
+                   f"on device); going on without"]  # once, not once per step
+
+
+def test_a_symlinked_output_is_written_through_the_link(tmp_path):
+    (tmp_path / "real").mkdir()
+    target, link = tmp_path / "real" / "pic.png", tmp_path / "link.png"
+    link.symlink_to(target)
+    save_image(Image.new("RGB", (20, 10), (200, 10, 10)), link)
+    assert link.is_symlink() and Image.open(target).getpixel((3, 3)) == (200, 10, 10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.png", "real"]
+
+
+# ----------------------------------------------------------------------- 2. a lock on the batch output folder
+HOLD_LOCK = """import fcntl, os, sys, time
+fd = os.open(os.path.join(sys.argv[1], ".nstedu.lock"), os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); os.write(fd, b"%d\\n" % os.getpid())
+print("locked", flush=True); time.sleep(60)"""
+
+
+def test_a_second_batch_on_the_same_folder_is_refused_naming_the_first(tmp_path, capsys, monkeypatch):
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (32, 32), "gray").save(tmp_path / "in" / "a.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    other = spawn("-c", HOLD_LOCK, out)
+    try:
+        assert other.stdout.readline().strip() == "locked"
+        monkeypatch.setattr(batch, "_run", lambda *a: pytest.fail("the second run started working"))
+        code, _, err = run(["batch", tmp_path / "in", "--style", "starry_night", "-o", out, *TINY], capsys)
+        assert code == 2 and err == [f"nstedu batch: error: output folder '{out}' is in use by another nstedu run "
+                                     f"(pid {other.pid}); wait for it to finish or use another folder"]
+    finally:
+        other.kill()
+        other.wait()
+    with outputs.FolderLock(out):  # free again once the other process is gone
+        assert (out / ".nstedu.lock").read_text().strip() == str(os.getpid())
+
+
+def test_only_temp_files_of_dead_writers_or_old_ones_are_cleaned(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    live = os.getppid()
+    names = {"dead": f".a.{dead.pid}.k2j3h4g5.part", "live": f".b.{live}.k2j3h4g5.part",
+             "old": ".c.q1w2e3r4.part", "new": ".d.q1w2e3r4.part", "other": "photo.part"}
+    for name in names.values():
+        (tmp_path / name).write_bytes(b"x")
+    os.utime(tmp_path / names["old"], (time.time() - 2 * images.STALE_PART_SECONDS,) * 2)
+    removed = images.clean_stale_parts(tmp_path)
+    assert sorted(p.name for p in removed) == sorted([names["dead"], names["old"]])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names["live"], names["new"], names["other"]])
+
+
+def test_a_save_killed_half_way_leaves_a_part_file_that_the_next_save_removes(tmp_path):
+    kill = ("import os, signal, sys; from nstedu.images import atomic_write; "
+            "atomic_write(sys.argv[1], lambda f: (f.write(b'half'), f.flush(), os.kill(os.getpid(), signal.SIGKILL)))")
+    r = subprocess.run([sys.executable, "-c", kill, tmp_path / "out.png"], env=ENV, timeout=120)
+    assert r.returncode == -signal.SIGKILL
+    left = list(tmp_path.glob(".*.part"))
+    assert len(left) == 1 and left[0].read_bytes() == b"half" and not (tmp_path / "out.png").exists()
+    save_image(Image.new("RGB", (16, 16)), tmp_path / "other.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.png"]
+
+
+# ------------------------------------------------------------------------------ 3. memory before allocating
+def test_a_huge_size_is_refused_with_the_largest_size_that_fits(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(env, "memory_gb", lambda device: 8.0)
+    code, _, err = run(["stylize", "chelsea", "starry_night", "-o", tmp_path / "o.png", "--size", 100000, "-q"], capsys)
+    assert code == 2 and len(err) == 1 and "needs about" in err[0] and "--multiscale" not in err[0]
+    fits = int(err[0].split("--size ")[1].split(";")[0])
+    w, h = load_image(__import__("nstedu").samples.path("chelsea")).size
+    need = lambda s: env.estimate_memory_gb(*images.fit_longest(w, h, s), 100)  # noqa: E731
+    assert need(fits) <= 0.9 * 8.0 < need(round(fits * 1.01))
+    # a size that fits only with the short L-BFGS history of the multi-scale levels: suggest --multiscale
+    code, _, err = run(["stylize", "chelsea", "starry_night", "-o", tmp_path / "o.png", "--size", 1700, "-q"], capsys)
+    assert code == 2 and "or add --multiscale" in err[0]
+    with pytest.raises(ValueError, match="largest size that fits"):  # and the multi-scale run checks its finest level
+        __import__("nstedu").multiscale.stylize_multiscale("chelsea", "starry_night", size=4000, steps=3)
+
+
+# ------------------------------------------------------------------------------- 4. and 9. inputs by dtype
+@pytest.mark.parametrize("arr, says", [
+    (np.full((20, 20, 3), 200.0), "float pixel values must be in [0, 1], got 200 … 200: divide by 255?"),
+    (np.full((20, 20), 3000.0, np.float32), "divide by 65535?"),
+    (np.full((20, 20), -0.5), "got -0.5 … -0.5"),
+    (np.array([[np.nan] * 20] * 20), "400 pixel value(s) are NaN or infinite"),
+    (np.full((20, 20, 3), np.inf, np.float32), "NaN or infinite"),
+    (np.full((20, 20), -1, np.int16), "integer pixel values must be 0–255 or 0–65535, got -1 … -1"),
+    (np.full((20, 20), 70000, np.int64), "got 70000 … 70000"),
+    (np.full((20, 20), None, object), "dtype object"),
+    (np.zeros((20, 20), np.complex64), "dtype complex64"),
+])
+def test_garbage_arrays_are_refused_in_one_line(arr, says):
+    for src in (arr, *([torch.from_numpy(arr)] if arr.dtype != object else [])):
+        with pytest.raises(ImageError) as e:
+            load_image(src)
+        assert says in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("arr, grey", [
+    (np.full((4, 5), 128, np.uint8), 128), (np.full((4, 5), 32896, np.uint16), 128),   # 32896 / 257 = 128
+    (np.full((4, 5), 257, np.uint16), 1),                                              # uint16: its own range
+    (np.full((4, 5), 200, np.int32), 200), (np.full((4, 5), 65535, np.int64), 255),
+    (np.ones((4, 5), bool), 255), (np.zeros((4, 5), bool), 0),
+    (np.full((4, 5), 0.5, np.float16), 128), (np.full((4, 5), 1.0004, np.float32), 255),  # rounding noise tolerated
+])
+def test_arrays_and_tensors_are_read_by_their_dtype(arr, grey):
+    for src in (arr, torch.from_numpy(arr)[None, None].expand(1, 3, 4, 5), arr[..., None].repeat(3, axis=2)):
+        img = load_image(src)
+        assert img.mode == "RGB" and img.size == (5, 4) and set(np.asarray(img).ravel()) == {grey}
+
+
+def test_a_float_image_file_with_nan_is_refused_not_drawn_black(tmp_path):
+    arr = np.full((20, 20), 0.5, np.float32)
+    arr[3, 4] = np.nan
+    Image.fromarray(arr, "F").save(tmp_path / "nan.tif")
+    with pytest.raises(ImageError, match=r"nan.tif'.*1 pixel value\(s\) are NaN or infinite"):
+        load_image(tmp_path / "nan.tif")
+
+
+def test_a_fast_model_with_nan_weights_is_refused_on_load(tmp_path, capsys):
+    net = init_net(width=4, res_blocks=1)
+    with torch.no_grad():
+        net.net[0][1].weight[0, 0, 0, 0] = float("nan")
+    save_model(net, tmp_path / "nan.pth")
+    with pytest.raises(WeightsError, match="NaN or infinite values .*retrain"):
+        FastStylizer.load(tmp_path / "nan.pth")
+    code, _, err = run(["fast", "chelsea", "--model", tmp_path / "nan.pth", "-o", tmp_path / "o.png"], capsys)
+    assert code == 2 and len(err) == 1 and "nan.pth" in err[0] and not (tmp_path / "o.png").exists()
+
+
+# ------------------------------------------------------------------------------- 5.–8. one line, not a traceback
+def test_sides_shorter_than_16_px_are_refused_with_the_minimum(tmp_path, capsys):
+    Image.new("RGB", (400, 3)).save(tmp_path / "strip.png")
+    monkeypatch_run = __import__("nstedu").transfer.run_style_transfer
+    with pytest.raises(ImageError) as e:
+        monkeypatch_run(tmp_path / "strip.png", "starry_night", size=64, steps=1)
+    assert "would be 64×1 pixels at --size 64: every side needs at least 16" in str(e.value)
+    need = int(str(e.value).split("use --size ")[1].split()[0])
+    assert min(images.fit_longest(400, 3, need)) >= 16 > min(images.fit_longest(400, 3, need - 1))
+    code, _, err = run(["stylize", "chelsea", "starry_night", "-o", tmp_path / "o.png", "--size", 8], capsys)
+    assert code == 2 and err == ["nstedu stylize: error: size must be at least 16 pixels (VGG-19 halves each side "
+                                 "four times), got 8"]
+    with pytest.raises(ImageError, match="style image .*would be 64×2 pixels"):
+        Image.new("RGB", (512, 16)).save(tmp_path / "thin.png")
+        __import__("nstedu").samples.load_style(str(tmp_path / "thin.png"), 64)
+
+
+@pytest.mark.parametrize("command", ["stylize", "fast"])
+def test_an_unknown_device_is_one_line(tmp_path, capsys, command):
+    args = ["chelsea", "starry_night"] if command == "stylize" else ["chelsea"]
+    code, _, err = run([command, *args, "--device", "tpu", "-o", tmp_path / "o.png"], capsys)
+    assert code == 2 and err == [f"nstedu {command}: error: unknown device 'tpu': use auto, cpu, cuda, cuda:N or mps"]
+
+
+def test_batch_output_that_is_an_existing_file_is_refused(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "in" / "a.png")
+    (tmp_path / "out.txt").write_text("mine")
+    code, _, err = run(["batch", tmp_path / "in", "--style", "starry_night", "-o", tmp_path / "out.txt"], capsys)
+    assert code == 2 and err == [f"nstedu batch: error: output folder '{tmp_path / 'out.txt'}': is an existing file, "
+                                 f"not a folder; give a folder name"]
+    assert (tmp_path / "out.txt").read_text() == "mine"
+
+
+def test_ctrl_c_while_starting_is_one_line_and_exit_130(tmp_path):
+    p = spawn("-m", "nstedu", "stylize", "chelsea", "starry_night", "-o", tmp_path / "o.png", *TINY)
+    time.sleep(1.0)  # importing torch takes seconds: still starting
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "interrupted" in err and not (tmp_path / "o.png").exists()
+
+
+def test_ctrl_c_during_the_run_keeps_the_best_image_and_exits_130(tmp_path):
+    p = spawn("-m", "nstedu", "stylize", "chelsea", "starry_night", "-o", tmp_path / "o.png", "--size", 32, "--steps",
+              100000, "--save-every", 1, "-q")
+    deadline = time.time() + 120
+    while not list(tmp_path.glob("o_*.png")) and time.time() < deadline:
+        time.sleep(0.1)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and "interrupted" in out and "Traceback" not in err, err
+    assert Image.open(tmp_path / "o.png").size == (32, 21)
+
+
+# ------------------------------------------------------------------------------------ 10.–15. clear checks
+def test_batch_with_a_missing_style_is_refused_up_front(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        Image.new("RGB", (32, 32)).save(tmp_path / "in" / f"{i}.png")
+    code, _, err = run(["batch", tmp_path / "in", "--style", "starry_night,nope.jpg", "-o", tmp_path / "out"], capsys)
+    assert code == 2 and err == ["nstedu batch: error: style image 'nope.jpg': file not found"]
+    assert not (tmp_path / "out" / "manifest.csv").exists()
+
+
+@pytest.mark.parametrize("option, value, says", [
+    ("--save-every", "-1", "argument --save-every: --save-every must be a whole number of steps ≥ 0"),
+    ("--style-blend", "-1,2", "argument --style-blend: expected comma-separated numbers ≥ 0, got '-1,2'"),
+    ("--steps-per-scale", "-1,2", "argument --steps-per-scale: expected comma-separated whole numbers ≥ 0, got '-1,2'"),
+    ("--style-layer-weights", "-.5", "argument --style-layer-weights: expected comma-separated numbers ≥ 0"),
+    ("--lr", "-1e-3", "error: lr must be a positive number, got -0.001"),
+    ("--content-layers", "", "error: content_layers is empty: give at least one layer"),
+])
+def test_bad_option_values_say_which_option(tmp_path, capsys, option, value, says):
+    try:
+        code, _, err = run(["stylize", "chelsea", "starry_night", "-o", tmp_path / "o.png", option, value], capsys)
+    except SystemExit as e:  # argparse: usage line + one error line
+        code, err = e.code, capsys.readouterr().err.strip().splitlines()[-1:]
+    assert code == 2 and len(err) == 1 and says in err[0], err
+
+
+def test_a_manifest_that_is_not_utf8_is_named(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "in" / "a.png")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "manifest.csv").write_bytes("input,style\nphoto\xe9.jpg,x\n".encode("latin-1"))
+    code, _, err = run(["batch", tmp_path / "in", "--style", "starry_night", "-o", tmp_path / "out", *TINY], capsys)
+    assert code == 2 and err == [f"nstedu batch: error: manifest '{tmp_path / 'out' / 'manifest.csv'}': not UTF-8 "
+                                 f"text (byte 17); move it away or use --overwrite"]
+
+
+def test_a_layer_name_given_as_a_string_is_one_layer():
+    assert TransferConfig(style_layers="conv1_1").validate().style_layers == ("conv1_1",)
+    assert TransferConfig(content_layers="conv4_2, conv5_2").validate().content_layers == ("conv4_2", "conv5_2")
+    with pytest.raises(ValueError, match="unknown style layer 'conv9_9'"):
+        TransferConfig(style_layers="conv9_9").validate()
+
+
+def test_an_all_black_mask_warns_in_one_line(tmp_path, capsys):
+    Image.new("L", (451, 300), 0).save(tmp_path / "black.png")
+    code, _, err = run(["stylize", "chelsea", "starry_night", "-o", tmp_path / "o.png", "--mask", tmp_path / "black.png",
+                        *TINY], capsys)
+    assert code == 0 and err == ["nstedu stylize: warning: the mask is all black (after --mask-invert, if given): "
+                                 "nothing will be styled and the photo comes back unchanged (white = style)"]
+
+
+# ---------------------------------------------------------------------------------- the decompression limit
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG with only a valid header (1-bit greyscale) and no pixel data: opening it reads just the size."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
+def test_the_documented_pixel_limit_is_the_one_that_applies():
+    assert images.MAX_PIXELS == 178_956_970
+    with pytest.raises(ImageError) as e:  # 95 Mpx: above PIL's warning (89 Mpx), below our limit: read, then truncated
+        load_image(_png_header(10_000, 9_500))
+    assert "too large" not in str(e.value) and "truncated" in str(e.value)
+    with pytest.raises(ImageError, match="too large"):
+        load_image(_png_header(14_000, 13_000))  # 182 Mpx
