@@ -3,8 +3,9 @@ r"""The losses of neural style transfer (Gatys, Ecker & Bethge, "A Neural Algori
 With :math:`F^l` the features of the generated image at layer :math:`l` (:math:`N_l` channels ×
 :math:`M_l = H_l W_l` positions), :math:`P^l` those of the content photo and :math:`A^l` the style Gram matrix:
 
-* Gram matrix (normalized):   :math:`\hat G^l = F^l F^{l\top} / (N_l M_l)` — the average over positions of
-  the channel co-activations, so it does not grow with the image size.
+* Gram matrix (normalized):   :math:`\hat G^l = F^l F^{l\top} / (N_l M_l)` — the channel co-activations
+  summed over positions and divided by channels × positions (÷M_l alone would be the average over positions; the
+  extra ÷N_l keeps layers with many channels comparable), so it does not grow with the image size.
 * Content loss:               :math:`L_c = \tfrac12 \sum (F^l - P^l)^2 \cdot s`
 * Style loss of one layer:    :math:`E_l = \tfrac14 \sum (\hat G^l - \hat A^l)^2
   = \sum (G^l - A^l)^2 / (4 N_l^2 M_l^2)` (Gatys et al.'s exact form)
@@ -96,7 +97,8 @@ def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> tor
     r"""Normalized Gram matrix :math:`\hat G = F F^\top / (C H W)`.
 
     ``features``: ``(B, C, H, W)`` → ``(B, C, C)``. Entry ``[c, d]`` is the mean over positions of
-    ``F[c] * F[d]``: how strongly channels c and d fire together, wherever they are — texture, not layout.
+    ``F[c] * F[d]``, divided once more by the channel count C: how strongly channels c and d fire together,
+    wherever they are — texture, not layout.
 
     ``mask`` (optional, ``(B or 1, 1, H, W)`` in [0, 1], at the features' resolution): the Gram of the
     masked region only, :math:`(F m)(F m)^\top / (C \sum m)`, so that a region's statistics do not depend

@@ -10,7 +10,9 @@ model, where ReLU runs in place) and the normalized Gram matrix :math:`G = F F^\
   five. ``relu1_1`` is the painting's colours and finest texture, ``relu5_1`` its large motifs.
 
 Lower is closer. Both are ratios, so they do not depend on the image size or on the feature scale.
-Used by the tests, ``benchmarks/bench_quality.py`` and notebook 04.
+Used by the tests, ``benchmarks/bench_quality.py`` and notebook 04. For video, **warping error**
+(:func:`warping_error`, defined in :mod:`nstedu.flow`): the mean squared difference between a stylized frame and
+the previous one warped by the optical flow, over non-occluded pixels (lower = less flicker).
 
     q = measure(result.image, "photo.jpg", "starry_night")   # -> Quality(content=0.61, style=0.03, layers={...})
 """
@@ -23,6 +25,7 @@ import torch
 from PIL import Image
 
 from . import samples
+from .flow import warping_error  # noqa: F401  (the video measure lives with the others: nstedu.metrics.warping_error)
 from .images import ImageLike, load_image, pil_to_tensor, resize_longest
 from .losses import gram_matrix
 from .vgg import VGG19Features, get_vgg

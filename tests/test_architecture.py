@@ -16,11 +16,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nstedu"
 #: The same order is drawn in ARCHITECTURE.md; a new module must be placed here.
 LAYERS = [
     "nstedu.images", "nstedu.outputs", "nstedu.samples", "nstedu.vgg", "nstedu.env",                 # pictures and the network
-    "nstedu.losses", "nstedu.metrics", "nstedu.config", "nstedu.objective",          # what is minimized
+    "nstedu.losses", "nstedu.flow", "nstedu.metrics", "nstedu.config", "nstedu.objective",          # what is minimized
     "nstedu.masks", "nstedu.control",                                                 # before / after
     "nstedu.transfer",                                                                # the optimizer
     "nstedu.multiscale", "nstedu.batch", "nstedu.fast.network", "nstedu.fast.training", "nstedu.fast",
-    "nstedu.fast_train", "nstedu.flow", "nstedu.videoio", "nstedu.clips", "nstedu.video",   # built on the engine
+    "nstedu.fast_train", "nstedu.videoio", "nstedu.clips", "nstedu.video",   # built on the engine
     "nstedu.plotting", "nstedu.widget_layout", "nstedu.widgets", "nstedu.arguments", "nstedu.cli_video", "nstedu.cli",  # for people
     "nstedu", "nstedu.__main__",
     "nstedu.exercises", "nstedu.checks.core", "nstedu.checks.colour", "nstedu.checks.content_tv",

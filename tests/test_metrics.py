@@ -100,3 +100,16 @@ def test_measure_uses_post_relu_features(vgg):
         a, b = (f[layer][0].flatten(1).double().numpy() for f in (fo, fs))
         ga, gb = a @ a.T / a.size, b @ b.T / b.size
         assert q.layers[layer] == pytest.approx(((ga - gb) ** 2).sum() / (gb ** 2).sum(), rel=1e-5)
+
+
+def test_warping_error_is_one_of_the_measures():
+    """The video measure is reachable as nstedu.metrics.warping_error and is a mean over the unmasked pixels:
+    with zero flow, frames 0.5 and 0.25 everywhere and half the pixels masked out, it is 0.25² exactly."""
+    from nstedu import flow, metrics
+
+    assert metrics.warping_error is flow.warping_error
+    frame, prev = torch.full((1, 3, 8, 8), 0.5), torch.full((1, 3, 8, 8), 0.25)
+    prev[..., :, 4:] = 0.9                      # differs only where the mask is 0
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., :, :4] = 1
+    assert metrics.warping_error(frame, prev, torch.zeros(1, 2, 8, 8), mask) == pytest.approx(0.0625, rel=1e-6)
