@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tv-weight", type=float, default=None, metavar="γ", help="optimization: total-variation weight")
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="optimization: lbfgs (default) or adam")
     p.add_argument("--temporal-weight", type=float, default=None, metavar="λ",
-                   help="optimization: weight of the temporal loss (default 1e10; see nstedu.video)")
+                   help=f"optimization: weight of the temporal loss (default {TEMPORAL_WEIGHT:g}; see nstedu.video)")
     p.add_argument("--blend", type=float, default=None, metavar="B",
                    help="fast: share of the warped previous frame kept on reliable pixels, 0–1 (default 0.5)")
     p.add_argument("--flow", choices=("dis", "farneback"), default="dis", help="optical flow method (default dis)")

@@ -40,6 +40,7 @@ def test_multiscale_helpers_against_hand_values():
     assert B.time_to_reach(times, losses, 5.0) is None
 
 
+@pytest.mark.slow  # minutes on a CPU: make test-slow (CI)
 def test_multiscale_quality_quick_table(capsys):
     import bench_multiscale as B
 
@@ -66,6 +67,7 @@ Image.open(a.content_image).convert("RGB").resize((int(a.image_size), int(a.imag
 '''
 
 
+@pytest.mark.slow  # minutes on a CPU: make test-slow (CI)
 def test_quality_quick_table_matches_its_images(tmp_path, capsys, vgg):
     """bench_quality --quick with a stand-in peer (it returns the photo): the table has every pair × α/β and the
     peer, its numbers are nstedu.metrics of the saved images, and the peer weights are the Caffe VGG-19."""

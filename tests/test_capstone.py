@@ -92,6 +92,7 @@ def test_a_correct_capstone_matches_the_engine(task):
     expect(checks.quietly(C.check_capstone, style_transfer, task), "passed")
 
 
+@pytest.mark.slow  # each case runs the engine's reference: make test-slow (CI)
 def test_the_hidden_inputs_are_another_problem():
     a, b = C.tiny_problem("transfer"), C.tiny_problem("transfer", size=C.SIZE + 8, seed=1)
     assert a[0].shape != b[0].shape
@@ -134,6 +135,7 @@ def _gram_hw(features):
     return f @ f.transpose(1, 2) / (h * w)
 
 
+@pytest.mark.slow  # each case runs the engine's reference: make test-slow (CI)
 @pytest.mark.parametrize("fn, task, hint", [
     (variant(tv_loss=_tv_one_direction), "transfer", "tv_loss does not pass its own check"),
     (variant(total_loss=_no_scale), "inversion", "size factor"),
