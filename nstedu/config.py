@@ -90,7 +90,7 @@ class TransferConfig:
                            NETWORK, metavar="SRC")
     pooling: str = setting("max", "VGG-19's pooling layers (Gatys et al. prefer avg for smoother results)", NETWORK,
                            choices=POOLINGS)
-    size_invariant: bool = setting(True, "relative terms that do not grow with the pixel count: same look at any size",
+    size_invariant: bool = setting(True, "relative terms that do not grow with the pixel count: the same balance at any size",
                                    WEIGHTS, flags=("--no-size-invariant",), kind="negate",
                                    cli_help="plain sums: the content and TV terms grow with the pixel count")
     style_scale: float = setting(1.0, "style image's size relative to the result: <1 bigger strokes, >1 smaller",
