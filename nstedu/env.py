@@ -1,11 +1,13 @@
-"""The environment: which device to compute on, quick mode for notebooks and CI, and a report of versions,
-device and weights (``nstedu info``)."""
+"""The environment: which device to compute on and in what precision, quick mode for notebooks and CI, and a
+report of versions, device and weights (``nstedu info``)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
-from typing import Union
+from dataclasses import dataclass
+from typing import Optional, Union
 
 import torch
 
@@ -37,6 +39,71 @@ def resolve_device(device: Union[str, torch.device, None]) -> torch.device:
 def default_size(device: torch.device) -> int:
     """The result's longest side when none is given: 512 px on CUDA, 256 px elsewhere."""
     return 512 if device.type == "cuda" else 256
+
+
+# --------------------------------------------------------------------------------------------- precision
+#: ``precision`` settings: ``auto`` (fp32 on the CPU; on CUDA TF32 + bf16 autocast, fp16 where bf16 is missing),
+#: ``fp32`` (exact, TF32 off: for teaching and comparisons), ``tf32``, ``bf16``, ``fp16``.
+PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class PrecisionPlan:
+    """How the VGG-19 forward and backward run on one device. The Gram matrices and the loss sums are always
+    computed in fp32 (the features are cast back before them); only the network's convolutions change."""
+
+    name: str                                 # what is used: "fp32", "tf32", "bf16" or "fp16"
+    autocast: Optional[torch.dtype] = None    # the convolutions' dtype under torch.autocast (None: plain fp32)
+    tf32: bool = False                        # CUDA: TF32 tensor cores for the fp32 matrix products
+    channels_last: bool = False               # NHWC layout for the network's input (tensor cores prefer it)
+
+    @property
+    def exact(self) -> bool:
+        """True for plain fp32: the engine then runs exactly as it always has."""
+        return self.autocast is None and not self.tf32 and not self.channels_last
+
+
+def precision_plan(precision: str, device_type: str, bf16_supported: bool = False) -> PrecisionPlan:
+    """The plan for ``precision`` (one of :data:`PRECISIONS`) on a ``device_type`` ("cpu", "cuda", "mps"); pure:
+    the capability comes in (``bf16_supported``: the GPU has bf16, e.g. not a T4), the plan goes out.
+
+    CPU and MPS: ``auto``/``fp32``/``tf32`` are plain fp32 (no TF32 there); ``bf16``/``fp16`` autocast on that
+    device. CUDA: ``auto`` = TF32 + bf16 autocast + channels_last (fp16 autocast without bf16); ``bf16`` without
+    bf16 support silently becomes fp16; ``fp32`` turns TF32 off."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if device_type != "cuda":
+        if precision in ("bf16", "fp16"):
+            return PrecisionPlan(precision, torch.bfloat16 if precision == "bf16" else torch.float16)
+        return PrecisionPlan("fp32")
+    if precision == "fp32":
+        return PrecisionPlan("fp32")
+    if precision == "tf32":
+        return PrecisionPlan("tf32", None, tf32=True, channels_last=True)
+    dtype = torch.bfloat16 if precision != "fp16" and bf16_supported else torch.float16  # auto, bf16: bf16 if there
+    return PrecisionPlan("bf16" if dtype == torch.bfloat16 else "fp16", dtype, tf32=True, channels_last=True)
+
+
+def precision_for(precision: str, device: Union[str, torch.device]) -> PrecisionPlan:
+    """:func:`precision_plan` for an actual ``device``, asking CUDA whether it has bf16."""
+    device = torch.device(device)
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return precision_plan(precision, device.type, bf16)
+
+
+@contextlib.contextmanager
+def matmul_precision(plan: Optional[PrecisionPlan]):
+    """Within the block, CUDA's fp32 matrix products and convolutions use TF32 iff ``plan.tf32`` (restored after).
+    A no-op for ``plan=None`` and on a machine without CUDA."""
+    if plan is None or not torch.cuda.is_available():
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = plan.tf32
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 # -------------------------------------------------------------------------------------------- quick mode

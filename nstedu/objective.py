@@ -21,6 +21,7 @@ import torch
 
 from . import losses as L
 from .config import TransferConfig, style_size
+from .env import precision_for
 from .images import ImageLike, pil_to_tensor
 from .samples import load_style
 from .vgg import VGG19Features
@@ -126,7 +127,8 @@ class Objective:
     ``None`` to pass the photos with every call, ``objective(x, content)`` (fast-network training: ``x`` is the
     network's output for the batch ``content``). Weights, layers and size scaling come from ``config``. With a
     batch (B > 1) every term is the mean over its images. Terms whose weight is 0 are skipped (reported as 0)
-    unless ``skip_unweighted=False``.
+    unless ``skip_unweighted=False``. ``config.precision`` sets how the network runs on the VGG's device
+    (:func:`nstedu.env.precision_plan`, kept in ``self.precision``); the losses are always summed in fp32.
     """
 
     def __init__(self, vgg: VGG19Features, content: Optional[torch.Tensor], style_targets: Sequence[StyleTarget],
@@ -139,14 +141,28 @@ class Objective:
         self.layers = list(dict.fromkeys(self.content_layers + self.style_layers))
         self.layer_weights = config.layer_weights()
         self.style_targets = list(style_targets)
+        in_scale = getattr(vgg, "in_scale", None)
+        self.precision = precision_for(config.precision, in_scale.device if in_scale is not None else "cpu")
         self.content_targets = self.content_features(content) if content is not None else None
         self._masks: dict = {}
         self._scales: dict = {}
 
+    def features(self, x: torch.Tensor, layers) -> dict:
+        """The network's activations of ``x`` at ``layers``, computed as ``self.precision`` says and returned in
+        fp32 (Gram matrices and loss sums stay fp32 under autocast: the bf16/fp16 part is the convolutions)."""
+        plan = self.precision
+        if plan.exact:
+            return self.vgg(x, layers)
+        if plan.channels_last:  # the input only: the shared, cached network keeps its layout
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(x.device.type, dtype=plan.autocast or torch.float32, enabled=plan.autocast is not None):
+            feats = self.vgg(x, layers)
+        return {k: v.float() for k, v in feats.items()}
+
     @torch.no_grad()
     def content_features(self, content: torch.Tensor) -> dict:
         """The content photo's activations at the content layers (the targets of the content loss)."""
-        return self.vgg(content, self.content_layers) if self.content_layers else {}
+        return self.features(content, self.content_layers) if self.content_layers else {}
 
     def scale(self, height: int, width: int) -> float:
         """The size factor of the content and TV terms (:func:`nstedu.losses.size_scale`)."""
@@ -164,7 +180,7 @@ class Objective:
 
     def __call__(self, x: torch.Tensor, content: Optional[torch.Tensor] = None):
         cfg = self.config
-        feats = self.vgg(x, self.layers) if self.layers else {}
+        feats = self.features(x, self.layers) if self.layers else {}
         targets = self.content_features(content) if content is not None else self.content_targets
         if targets is None:
             raise ValueError("this objective has no content photo: call it as objective(x, content)")

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from . import control
 from .config import INITS, OPTIMIZERS, TransferConfig  # noqa: F401 (OPTIMIZERS, INITS: re-exported)
-from .env import default_device, default_size, resolve_device  # noqa: F401 (default_device: re-exported)
+from .env import default_device, default_size, matmul_precision, resolve_device  # noqa: F401 (default_device: re-exported)
 from .images import ImageLike, load_image, pil_to_tensor, save_image, tensor_to_pil
 from .objective import (TERMS, LossHistory, Objective, StyleTarget, blend_targets, grams_of,  # noqa: F401
                         prepare_style_targets, style_grams, term_values)
@@ -204,6 +204,8 @@ def optimize(objective: Callable, x0: torch.Tensor, cfg: TransferConfig, *, call
     opt = make_optimizer(lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_decay_every, cfg.lr_decay) if cfg.optimizer == "adam" else None
     stop_reason, message, retries = "finished", "", 0
+    tf32 = matmul_precision(getattr(objective, "precision", None))  # TF32 on CUDA as the objective's plan says
+    tf32.__enter__()
     try:
         while state["evals"] < cfg.steps:
             try:
@@ -236,6 +238,7 @@ def optimize(objective: Callable, x0: torch.Tensor, cfg: TransferConfig, *, call
     except KeyboardInterrupt:
         stop_reason, message = "interrupted", "interrupted: returning the best image so far"
     finally:
+        tf32.__exit__(None, None, None)
         if bar is not None:
             bar.close()
     best = state["best_x"].detach().clamp(0, 1).cpu()
