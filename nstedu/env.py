@@ -93,17 +93,20 @@ def precision_for(precision: str, device: Union[str, torch.device]) -> Precision
 
 @contextlib.contextmanager
 def matmul_precision(plan: Optional[PrecisionPlan]):
-    """Within the block, CUDA's fp32 matrix products and convolutions use TF32 iff ``plan.tf32`` (restored after).
+    """Within the block, CUDA's fp32 matrix products and convolutions use TF32 iff ``plan.tf32``, and cuDNN times
+    its algorithms once per shape (``cudnn.benchmark``) unless the plan is exact fp32; restored after.
     A no-op for ``plan=None`` and on a machine without CUDA."""
     if plan is None or not torch.cuda.is_available():
         yield
         return
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = plan.tf32
+    b = torch.backends
+    saved = b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32, b.cudnn.benchmark
+    b.cuda.matmul.allow_tf32 = b.cudnn.allow_tf32 = plan.tf32
+    b.cudnn.benchmark = not plan.exact  # the same shapes 300 times: worth one search; fp32 stays reproducible
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+        b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32, b.cudnn.benchmark = saved
 
 
 # -------------------------------------------------------------------------------------------- quick mode

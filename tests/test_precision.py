@@ -62,15 +62,16 @@ def test_cpu_auto_is_the_plain_fp32_engine(vgg):
 
 
 def test_matmul_precision_sets_and_restores_tf32(monkeypatch):
-    flags = lambda: (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)  # noqa: E731
+    b = torch.backends
+    flags = lambda: (b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32, b.cudnn.benchmark)  # noqa: E731
     before = flags()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the flags are plain globals, settable anywhere
     with matmul_precision(precision_plan("auto", "cuda", True)):
-        assert flags() == (True, True)
+        assert flags() == (True, True, True)
     assert flags() == before
     with pytest.raises(KeyError):
         with matmul_precision(precision_plan("fp32", "cuda", True)):
-            assert flags() == (False, False)
+            assert flags() == (False, False, False)
             raise KeyError("restored even after an error")
     assert flags() == before
     with matmul_precision(None):
