@@ -94,12 +94,12 @@ def startup(device, size, steps, reps=3):
             wall, out = _child(cli, env)
             optimization = float(re.search(r"steps, ([0-9.]+) s on", out)[1])
             rows.append(dict(phases, wall=wall, optimization=optimization))
-    return {k: statistics.median(r[k] for r in rows) for k in rows[0]}, os.getloadavg()
+    return dict({k: statistics.median(r[k] for r in rows) for k in rows[0]}, reps=reps), os.getloadavg()
 
 
 def startup_text(device, size, steps, st, load):
     return (f"`nstedu stylize grace_hopper starry_night --size {size} --steps {steps}` on {device.type}, each phase "
-            f"in a fresh interpreter, medians of 3; load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
+            f"in a fresh interpreter, medians of {st["reps"]}; load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
             f"(a shared machine).\n\n| phase | seconds |\n|---|---|\n"
             f"| `import nstedu.cli` (torch, PIL, numpy, nstedu) | {st['import']:.2f} |\n"
             f"| VGG-19 weights read + dequantized (no cache) | {st['uncached']:.2f} |\n"

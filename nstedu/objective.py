@@ -198,11 +198,16 @@ class Objective:
         return total, {"total": total, "content": c, "style": s, "tv": tv}
 
 
-def term_values(parts: dict, probe: Optional[torch.Tensor] = None) -> list[float]:
-    """The :data:`TERMS` of an objective's output as floats, in one device→host transfer (plus ``probe``'s value
-    at the end, if given: the engine sends a sum of the gradient along to check it for NaN)."""
+def term_tensor(parts: dict, probe: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The :data:`TERMS` of an objective's output as one detached tensor on its device (plus ``probe``'s value at
+    the end, if given: the engine sends a sum of the gradient along to check it for NaN)."""
     total = parts["total"]
     values = [torch.as_tensor(parts[k]).detach().reshape(()).to(total) for k in TERMS]
     if probe is not None:
         values.append(probe.detach().to(total))
-    return torch.stack(values).tolist()
+    return torch.stack(values)
+
+
+def term_values(parts: dict, probe: Optional[torch.Tensor] = None) -> list[float]:
+    """:func:`term_tensor` as floats, in one device→host transfer."""
+    return term_tensor(parts, probe).tolist()

@@ -140,3 +140,49 @@ def test_plan_is_frozen_and_cheap_to_compare():
     with pytest.raises(dataclasses.FrozenInstanceError):
         plan.tf32 = False
     assert plan == precision_plan("bf16", "cuda", True) != precision_plan("fp16", "cuda", True)
+
+
+# ------------------------------------------------------------------------------ fewer host syncs (read_every)
+def test_reading_losses_back_every_few_steps_changes_nothing(vgg, pair):
+    """Adam with the losses read back every 4 evaluations (the CUDA default is 10) gives the same history, best
+    image, callbacks and progress as reading them after every evaluation."""
+    results = {}
+    for every in (1, 4):
+        obj = objective_with(vgg, pair, PrecisionPlan("fp32"), optimizer="adam", steps=11, progress=False)
+        seen = []
+        r = optimize(obj, pair[0], obj.config, read_every=every, callback_every=3,
+                     callback=lambda i: seen.append((i.step, i.losses["total"], i.best_loss, i.image.clone())))
+        results[every] = (r, seen)
+    (r1, seen1), (r4, seen4) = results[1], results[4]
+    for col in ("step", "total", "content", "style", "tv"):
+        assert r1.history[col] == r4.history[col], col
+    assert r1.best_step == r4.best_step and r1.best_loss == r4.best_loss and torch.equal(r1.tensor, r4.tensor)
+    assert [s[:3] for s in seen1] == [s[:3] for s in seen4] and [s[0] for s in seen1] == [3, 6, 9, 11]
+    assert all(torch.equal(a[3], b[3]) for a, b in zip(seen1, seen4))
+
+
+def test_deferred_read_back_keeps_the_nan_guard_and_stops():
+    import math
+    import warnings
+
+    target = torch.full((1, 3, 8, 8), 0.25)
+    calls = {"n": 0}
+
+    def objective(x):
+        calls["n"] += 1
+        loss = ((x - target) ** 2).sum()
+        if calls["n"] == 3:  # one blow-up, noticed only at the next read-back
+            loss = loss * float("nan")
+        return loss, {"total": loss, "content": loss, "style": loss * 0, "tv": loss * 0}
+
+    cfg = TransferConfig(steps=12, optimizer="adam", lr=0.05, progress=False)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        r = optimize(objective, torch.full((1, 3, 8, 8), 0.9), cfg, read_every=5)
+    assert any("at step 3" in str(m.message) and "halved" in str(m.message) for m in w)
+    assert r.history["step"] == list(range(1, 13)) and all(math.isfinite(v) for v in r.history["total"])
+    assert r.best_loss == min(r.history["total"]) < ((0.9 - 0.25) ** 2) * 192
+    stop_after = {"n": 0}
+    r2 = optimize(objective, torch.full((1, 3, 8, 8), 0.9), cfg, read_every=5,
+                  should_stop=lambda: (stop_after.__setitem__("n", stop_after["n"] + 1), stop_after["n"] > 7)[1])
+    assert r2.stop_reason == "stopped" and r2.history["step"] == list(range(1, 8))  # all 7 evaluations recorded
