@@ -99,7 +99,7 @@ def startup(device, size, steps, reps=3):
 
 def startup_text(device, size, steps, st, load):
     return (f"`nstedu stylize grace_hopper starry_night --size {size} --steps {steps}` on {device.type}, each phase "
-            f"in a fresh interpreter, medians of {st["reps"]}; load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
+            f"in a fresh interpreter, medians of {st['reps']}; load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
             f"(a shared machine).\n\n| phase | seconds |\n|---|---|\n"
             f"| `import nstedu.cli` (torch, PIL, numpy, nstedu) | {st['import']:.2f} |\n"
             f"| VGG-19 weights read + dequantized (no cache) | {st['uncached']:.2f} |\n"
