@@ -12,6 +12,7 @@ from typing import Optional, Union
 import torch
 
 from .vgg import caffe_weights_path, torchvision_cache_path
+from .weights import cache_dir
 
 __version__ = "0.1.0"
 
@@ -144,6 +145,8 @@ def info() -> dict:
         report["weights_caffe"] = str(caffe_weights_path())
     except Exception as e:  # report, don't fail
         report["weights_caffe"] = f"NOT FOUND: {e}"
+    cached = sorted(cache_dir().glob("vgg19_caffe-*.pt"))
+    report["weights_cache"] = str(cached[0]) if cached else f"none yet (written to '{cache_dir()}' on first use)"
     try:
         cached = torchvision_cache_path()
         report["weights_torchvision"] = str(cached) if cached.is_file() else "not cached (downloads when online)"
