@@ -103,7 +103,7 @@ def startup_text(device, size, steps, st, load):
             f"(a shared machine).\n\n| phase | seconds |\n|---|---|\n"
             f"| `import nstedu.cli` (torch, PIL, numpy, nstedu) | {st['import']:.2f} |\n"
             f"| VGG-19 weights read + dequantized (no cache) | {st['uncached']:.2f} |\n"
-            f"| VGG-19 weights from the user cache (sha256-checked) | {st['cached']:.2f} |\n"
+            f"| VGG-19 weights from the user cache (CRC-checked) | {st['cached']:.2f} |\n"
             f"| optimization as the CLI reports it (includes torch.optim's first-use import of torch._dynamo) | "
             f"{st['optimization']:.2f} |\n"
             f"| **whole CLI run, wall** | **{st['wall']:.2f}** |\n")

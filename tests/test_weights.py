@@ -71,7 +71,7 @@ def test_corrupt_cache_is_rebuilt_with_one_line(cache, reference, capsys, damage
         path.write_bytes(b"not a torch file")
     elif damage == "truncated":
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    else:  # one weight changed, the stored hash kept: only the tensors' sha256 can tell
+    else:  # one weight changed, the stored checksum kept: only the tensors' CRC-32 can tell
         payload = torch.load(path, weights_only=True)
         payload["state_dict"]["conv3_2.weight"][0, 0, 0, 0] += 1e-3
         torch.save(payload, path)
@@ -116,9 +116,28 @@ def test_unwritable_cache_folder_falls_back_silently(tmp_path, monkeypatch, refe
     assert blocker.read_text().startswith("a file") and not list(tmp_path.glob("**/*.pt"))
 
 
-def test_tensor_hash_sees_names_values_and_shapes():
+def test_tensor_checksum_sees_names_values_and_shapes():
+    import zlib
+
     a = {"x": torch.zeros(2, 3), "y": torch.ones(4)}
-    assert W.tensors_sha256(a) == W.tensors_sha256({"y": torch.ones(4), "x": torch.zeros(2, 3)})
-    assert W.tensors_sha256(a) != W.tensors_sha256({"x": torch.zeros(3, 2), "y": torch.ones(4)})
-    assert W.tensors_sha256(a) != W.tensors_sha256({"x": torch.zeros(2, 3), "z": torch.ones(4)})
-    assert W.tensors_sha256(a) != W.tensors_sha256({"x": torch.zeros(2, 3), "y": torch.tensor([1.0, 1, 1, 2])})
+    crc = W.tensors_crc32
+    assert crc(a) == crc({"y": torch.ones(4), "x": torch.zeros(2, 3)})
+    assert crc(a) != crc({"x": torch.zeros(3, 2), "y": torch.ones(4)})
+    assert crc(a) != crc({"x": torch.zeros(2, 3), "z": torch.ones(4)})
+    assert crc(a) != crc({"x": torch.zeros(2, 3), "y": torch.tensor([1.0, 1, 1, 2])})
+    # against zlib on the bytes written out by hand
+    one = {"w": torch.tensor([1.0, 2.0])}
+    expect = zlib.crc32(torch.tensor([1.0, 2.0]).numpy().tobytes(), zlib.crc32(b"w:torch.float32:(2,);"))
+    assert crc(one) == expect
+
+
+def test_cache_of_an_older_layout_is_rebuilt(cache, reference, capsys):
+    V.load_caffe_state_dict()
+    path = cache_file(cache)
+    payload = torch.load(path, weights_only=True)
+    payload["format"] = W.CACHE_FORMAT - 1
+    torch.save(payload, path)
+    capsys.readouterr()
+    assert same(V.load_caffe_state_dict(), reference)
+    assert "older layout" in capsys.readouterr().err
+    assert torch.load(path, weights_only=True)["format"] == W.CACHE_FORMAT
