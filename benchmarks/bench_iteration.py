@@ -1,13 +1,24 @@
 """Engine overhead: time per stylize iteration ÷ time of a bare VGG-19 forward + input-gradient backward to
 conv5_1, measured side by side in one run (target ≤ 1.10). Also reports peak memory.
 
+Start-up (every device): the wall time of a tiny CLI run split into importing, reading the weights (cached and
+uncached) and the rest, each in a fresh interpreter. CUDA only: the precision variants of the bare network and of
+a whole iteration (fp32 with TF32 off, TF32, bf16 autocast + channels_last, the bare network captured in a CUDA
+graph) and the CLI at 512 px × 300 steps.
+
 CPU: 256 px. CUDA (when present): 512 px, ms/iteration. Usage: python benchmarks/bench_iteration.py [--quick]
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import re
 import resource
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,11 +48,117 @@ def bare(vgg, x, n, device):
     return (time.perf_counter() - t) / n
 
 
-def engine(content, style, size, n, device, optimizer="lbfgs"):
+def engine(content, style, size, n, device, optimizer="lbfgs", precision="auto"):
     r = nstedu.run_style_transfer(content, style, size=size, steps=n + 1, optimizer=optimizer, progress=False,
-                                  device=str(device))
+                                  device=str(device), precision=precision)
     times = r.history["time"]
     return (times[-1] - times[0]) / (len(times) - 1)  # excludes set-up (targets, first evaluation)
+
+
+# ------------------------------------------------------------------------------------------------ start-up
+ROOT = Path(__file__).resolve().parents[1]
+#: Run in a fresh interpreter: the seconds of each start-up phase, as JSON.
+PHASES = """
+import json, sys, time
+t0 = time.perf_counter()
+import nstedu.cli
+t1 = time.perf_counter()
+from nstedu import vgg
+vgg.load_caffe_state_dict(cache=False)
+t2 = time.perf_counter()
+vgg.load_caffe_state_dict()  # the cache was filled before this interpreter started
+t3 = time.perf_counter()
+print(json.dumps({"import": t1 - t0, "uncached": t2 - t1, "cached": t3 - t2}))
+"""
+
+
+def _child(args, env, timeout=900):
+    t = time.perf_counter()
+    out = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout)
+    if out.returncode:
+        raise RuntimeError(f"{args[:3]} failed: {out.stderr[-2000:]}")
+    return time.perf_counter() - t, out.stdout
+
+
+def startup(device, size, steps, reps=3):
+    """Median seconds of: ``import nstedu.cli``; reading the weights uncached / cached; and a whole CLI run of
+    ``size`` px × ``steps`` steps (wall, and the optimization the CLI reports), each in a fresh interpreter."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, NSTEDU_CACHE_DIR=tmp, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        cli = [sys.executable, "-m", "nstedu", "stylize", "grace_hopper", "starry_night", "--size", str(size),
+               "--steps", str(steps), "-q", "--device", device.type, "-o", str(Path(tmp) / "out.png")]
+        _child(cli, env)  # fills the weights cache (and warms the file system cache)
+        rows = []
+        for _ in range(reps):
+            phases = json.loads(_child([sys.executable, "-c", PHASES], env)[1])
+            wall, out = _child(cli, env)
+            optimization = float(re.search(r"steps, ([0-9.]+) s on", out)[1])
+            rows.append(dict(phases, wall=wall, optimization=optimization))
+    return dict({k: statistics.median(r[k] for r in rows) for k in rows[0]}, reps=reps), os.getloadavg()
+
+
+def startup_text(device, size, steps, st, load):
+    return (f"`nstedu stylize grace_hopper starry_night --size {size} --steps {steps}` on {device.type}, each phase "
+            f"in a fresh interpreter, medians of {st['reps']}; load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
+            f"(a shared machine).\n\n| phase | seconds |\n|---|---|\n"
+            f"| `import nstedu.cli` (torch, PIL, numpy, nstedu) | {st['import']:.2f} |\n"
+            f"| VGG-19 weights read + dequantized (no cache) | {st['uncached']:.2f} |\n"
+            f"| VGG-19 weights from the user cache (CRC-checked) | {st['cached']:.2f} |\n"
+            f"| optimization as the CLI reports it (includes torch.optim's first-use import of torch._dynamo) | "
+            f"{st['optimization']:.2f} |\n"
+            f"| **whole CLI run, wall** | **{st['wall']:.2f}** |\n")
+
+
+# ------------------------------------------------------------------------------------------- GPU variants
+def bare_plan(vgg, x, n, plan, graphed=False):
+    """ms of the bare forward + input-gradient backward under a precision ``plan`` (CUDA), eager or as a graph."""
+    from nstedu.env import matmul_precision
+
+    static = x.clone().contiguous(memory_format=torch.channels_last if plan.channels_last else torch.contiguous_format)
+    static.requires_grad_(True)
+
+    def step():
+        with torch.autocast("cuda", dtype=plan.autocast or torch.float32, enabled=plan.autocast is not None):
+            out = vgg(static, ["conv5_1"])["conv5_1"]
+        return torch.autograd.grad(out.float().sum(), static)[0]
+
+    with matmul_precision(plan):
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up (and cuDNN's algorithm search) off the capture stream
+            for _ in range(3):
+                step()
+        torch.cuda.current_stream().wait_stream(side)
+        run = step
+        if graphed:
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                step()
+            run = graph.replay
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(n):
+            run()
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t) / n * 1e3
+
+
+def gpu_variants(vgg, x, content, style, size, n, device):
+    from nstedu.env import PrecisionPlan, precision_for
+
+    auto = precision_for("auto", device)
+    rows = [("bare, fp32 (TF32 off)", bare_plan(vgg, x, n, PrecisionPlan("fp32"))),
+            ("bare, TF32", bare_plan(vgg, x, n, PrecisionPlan("tf32", None, True, True))),
+            (f"bare, {auto.name} autocast + channels_last", bare_plan(vgg, x, n, auto))]
+    try:
+        rows.append((f"bare, {auto.name} + channels_last, one CUDA graph", bare_plan(vgg, x, n, auto, graphed=True)))
+    except Exception as e:  # report, don't fail: capture rules differ between torch versions
+        rows.append((f"bare, CUDA graph: failed ({type(e).__name__}: {str(e)[:80]})", float("nan")))
+    for precision in ("fp32", "tf32", "auto"):
+        for optimizer in ("adam", "lbfgs"):
+            ms = engine(content, style, size, n, device, optimizer, precision) * 1e3
+            rows.append((f"stylize iteration, {optimizer}, precision={precision}", ms))
+    return "| what | ms / iteration |\n|---|---|\n" + "".join(f"| {w} | {ms:.2f} |\n" for w, ms in rows)
 
 
 def main(argv=None):
@@ -79,6 +196,17 @@ def main(argv=None):
     print(text)
     if not args.quick:
         write_section(f"bench_iteration ({device.type})", text)
+    if device.type == "cuda":
+        gpu = gpu_variants(vgg, x, content, style, size, n, device)
+        print(gpu)
+        if not args.quick:
+            write_section("bench_iteration: precision (cuda)", f"Image {w}×{h}, {n} iterations each.\n\n" + gpu)
+    cli_size, cli_steps = (512, 300) if device.type == "cuda" and not args.quick else (64, 1)
+    st, load = startup(device, cli_size, cli_steps, reps=1 if args.quick else 3)
+    text = startup_text(device, cli_size, cli_steps, st, load)
+    print(text)
+    if not args.quick:
+        write_section(f"bench_iteration: start-up ({device.type})", text)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Optional, Sequence
 
 from . import losses as L
+from .env import PRECISIONS
 from .images import MIN_SIDE
 from .vgg import POOLINGS, check_layers, check_pooling
 
@@ -86,6 +87,8 @@ class TransferConfig:
     seed: int = setting(0, "seeds the noise init; same seed + settings → identical image on CPU", OPTIMIZATION,
                         metavar="N")
     device: str = setting("auto", "auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps", OPTIMIZATION)
+    precision: str = setting("auto", "arithmetic of the network: auto = fp32 on the CPU, TF32 + bf16 autocast "
+                             "(fp16 without bf16) on CUDA; fp32 exact", OPTIMIZATION, choices=PRECISIONS)
     weights: str = setting("caffe", "VGG-19 weights: caffe (offline), torchvision (downloads once) or a .pth file",
                            NETWORK, metavar="SRC")
     pooling: str = setting("max", "VGG-19's pooling layers (Gatys et al. prefer avg for smoother results)", NETWORK,
@@ -147,6 +150,8 @@ class TransferConfig:
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         check_pooling(self.pooling)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         check_layers(self.content_layers, "content layer")
         check_layers(self.style_layers, "style layer")
         if not self.content_layers and self.content_weight > 0:

@@ -1,16 +1,19 @@
-"""The environment: which device to compute on, how much memory it has (and whether a size fits it), quick mode
-for notebooks and CI, and a report of versions, device and weights (``nstedu info``)."""
+"""The environment: which device to compute on and in what precision, how much memory it has (and whether a
+size fits it), quick mode for notebooks and CI, and a report of versions, device and weights (``nstedu info``)."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
 import sys
+from dataclasses import dataclass
 from typing import Optional, Union
 
 import torch
 
 from .vgg import caffe_weights_path, torchvision_cache_path
+from .weights import cache_dir
 
 __version__ = "0.1.0"
 
@@ -84,6 +87,74 @@ def check_memory(width: int, height: int, history: int, device: torch.device, si
                      f"{total:.0f} GB: the largest size that fits is about --size {fits}; use it{hint}")
 
 
+# --------------------------------------------------------------------------------------------- precision
+#: ``precision`` settings: ``auto`` (fp32 on the CPU; on CUDA TF32 + bf16 autocast, fp16 where bf16 is missing),
+#: ``fp32`` (exact, TF32 off: for teaching and comparisons), ``tf32``, ``bf16``, ``fp16``.
+PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class PrecisionPlan:
+    """How the VGG-19 forward and backward run on one device. The Gram matrices and the loss sums are always
+    computed in fp32 (the features are cast back before them); only the network's convolutions change."""
+
+    name: str                                 # what is used: "fp32", "tf32", "bf16" or "fp16"
+    autocast: Optional[torch.dtype] = None    # the convolutions' dtype under torch.autocast (None: plain fp32)
+    tf32: bool = False                        # CUDA: TF32 tensor cores for the fp32 matrix products
+    channels_last: bool = False               # NHWC layout for the network's input (tensor cores prefer it)
+
+    @property
+    def exact(self) -> bool:
+        """True for plain fp32: the engine then runs exactly as it always has."""
+        return self.autocast is None and not self.tf32 and not self.channels_last
+
+
+def precision_plan(precision: str, device_type: str, bf16_supported: bool = False) -> PrecisionPlan:
+    """The plan for ``precision`` (one of :data:`PRECISIONS`) on a ``device_type`` ("cpu", "cuda", "mps"); pure:
+    the capability comes in (``bf16_supported``: the GPU has bf16, e.g. not a T4), the plan goes out.
+
+    CPU and MPS: ``auto``/``fp32``/``tf32`` are plain fp32 (no TF32 there); ``bf16``/``fp16`` autocast on that
+    device. CUDA: ``auto`` = TF32 + bf16 autocast + channels_last (fp16 autocast without bf16); ``bf16`` without
+    bf16 support silently becomes fp16; ``fp32`` turns TF32 off."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if device_type != "cuda":
+        if precision in ("bf16", "fp16"):
+            return PrecisionPlan(precision, torch.bfloat16 if precision == "bf16" else torch.float16)
+        return PrecisionPlan("fp32")
+    if precision == "fp32":
+        return PrecisionPlan("fp32")
+    if precision == "tf32":
+        return PrecisionPlan("tf32", None, tf32=True, channels_last=True)
+    dtype = torch.bfloat16 if precision != "fp16" and bf16_supported else torch.float16  # auto, bf16: bf16 if there
+    return PrecisionPlan("bf16" if dtype == torch.bfloat16 else "fp16", dtype, tf32=True, channels_last=True)
+
+
+def precision_for(precision: str, device: Union[str, torch.device]) -> PrecisionPlan:
+    """:func:`precision_plan` for an actual ``device``, asking CUDA whether it has bf16."""
+    device = torch.device(device)
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return precision_plan(precision, device.type, bf16)
+
+
+@contextlib.contextmanager
+def matmul_precision(plan: Optional[PrecisionPlan]):
+    """Within the block, CUDA's fp32 matrix products and convolutions use TF32 iff ``plan.tf32``, and cuDNN times
+    its algorithms once per shape (``cudnn.benchmark``) unless the plan is exact fp32; restored after.
+    A no-op for ``plan=None`` and on a machine without CUDA."""
+    if plan is None or not torch.cuda.is_available():
+        yield
+        return
+    b = torch.backends
+    saved = b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32, b.cudnn.benchmark
+    b.cuda.matmul.allow_tf32 = b.cudnn.allow_tf32 = plan.tf32
+    b.cudnn.benchmark = not plan.exact  # the same shapes 300 times: worth one search; fp32 stays reproducible
+    try:
+        yield
+    finally:
+        b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32, b.cudnn.benchmark = saved
+
+
 # -------------------------------------------------------------------------------------------- quick mode
 def quick_mode() -> bool:
     """True when ``NSTEDU_QUICK`` is set to a true value (nbval and CI set it): notebooks shrink sizes/steps."""
@@ -119,6 +190,8 @@ def info() -> dict:
         report["weights_caffe"] = str(caffe_weights_path())
     except Exception as e:  # report, don't fail
         report["weights_caffe"] = f"NOT FOUND: {e}"
+    cached = sorted(cache_dir().glob("vgg19_caffe-*.pt"))
+    report["weights_cache"] = str(cached[0]) if cached else f"none yet (written to '{cache_dir()}' on first use)"
     try:
         cached = torchvision_cache_path()
         report["weights_torchvision"] = str(cached) if cached.is_file() else "not cached (downloads when online)"

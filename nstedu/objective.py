@@ -21,6 +21,7 @@ import torch
 
 from . import losses as L
 from .config import TransferConfig, style_size
+from .env import precision_for
 from .images import ImageLike, pil_to_tensor
 from .samples import load_style
 from .vgg import VGG19Features
@@ -131,6 +132,8 @@ class Objective:
     ``relative=True`` (the engine's): each term relative to its target's energy, so that every style layer counts
     and the balance does not depend on the photo, the painting or the pixel count (:mod:`nstedu.losses`);
     ``relative=False``: Gatys et al.'s plain sums, size-scaled (what the fast networks were calibrated with).
+    ``config.precision`` sets how the network runs on the VGG's device (:func:`nstedu.env.precision_plan`, kept
+    in ``self.precision``); the losses are always summed in fp32.
     """
 
     def __init__(self, vgg: VGG19Features, content: Optional[torch.Tensor], style_targets: Sequence[StyleTarget],
@@ -145,15 +148,29 @@ class Objective:
         self.style_targets = list(style_targets)
         self.style_weights = [L.relative_style_weights({k: t.grams[k] for k in self.style_layers}, self.layer_weights)
                               if relative else self.layer_weights for t in self.style_targets]
+        in_scale = getattr(vgg, "in_scale", None)
+        self.precision = precision_for(config.precision, in_scale.device if in_scale is not None else "cpu")
         self._masks: dict = {}
         self._scales: dict = {}
         self.content_targets = self.content_features(content) if content is not None else None
         self.content_scales = self._content_scales(self.content_targets, *content.shape[-2:]) if content is not None else None
 
+    def features(self, x: torch.Tensor, layers) -> dict:
+        """The network's activations of ``x`` at ``layers``, computed as ``self.precision`` says and returned in
+        fp32 (Gram matrices and loss sums stay fp32 under autocast: the bf16/fp16 part is the convolutions)."""
+        plan = self.precision
+        if plan.exact:
+            return self.vgg(x, layers)
+        if plan.channels_last:  # the input only: the shared, cached network keeps its layout
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(x.device.type, dtype=plan.autocast or torch.float32, enabled=plan.autocast is not None):
+            feats = self.vgg(x, layers)
+        return {k: v.float() for k, v in feats.items()}
+
     @torch.no_grad()
     def content_features(self, content: torch.Tensor) -> dict:
         """The content photo's activations at the content layers (the targets of the content loss)."""
-        return self.vgg(content, self.content_layers) if self.content_layers else {}
+        return self.features(content, self.content_layers) if self.content_layers else {}
 
     def scale(self, height: int, width: int) -> float:
         """The size factor of the plain content and TV sums (:func:`nstedu.losses.size_scale`)."""
@@ -183,7 +200,7 @@ class Objective:
 
     def __call__(self, x: torch.Tensor, content: Optional[torch.Tensor] = None):
         cfg = self.config
-        feats = self.vgg(x, self.layers) if self.layers else {}
+        feats = self.features(x, self.layers) if self.layers else {}
         if content is not None:
             targets = self.content_features(content)
             scales = self._content_scales(targets, *x.shape[-2:])
@@ -205,11 +222,16 @@ class Objective:
         return total, {"total": total, "content": c, "style": s, "tv": tv}
 
 
-def term_values(parts: dict, probe: Optional[torch.Tensor] = None) -> list[float]:
-    """The :data:`TERMS` of an objective's output as floats, in one device→host transfer (plus ``probe``'s value
-    at the end, if given: the engine sends a sum of the gradient along to check it for NaN)."""
+def term_tensor(parts: dict, probe: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The :data:`TERMS` of an objective's output as one detached tensor on its device (plus ``probe``'s value at
+    the end, if given: the engine sends a sum of the gradient along to check it for NaN)."""
     total = parts["total"]
     values = [torch.as_tensor(parts[k]).detach().reshape(()).to(total) for k in TERMS]
     if probe is not None:
         values.append(probe.detach().to(total))
-    return torch.stack(values).tolist()
+    return torch.stack(values)
+
+
+def term_values(parts: dict, probe: Optional[torch.Tensor] = None) -> list[float]:
+    """:func:`term_tensor` as floats, in one device→host transfer."""
+    return term_tensor(parts, probe).tolist()

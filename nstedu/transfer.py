@@ -25,10 +25,10 @@ from tqdm.auto import tqdm
 
 from . import control
 from .config import INITS, OPTIMIZERS, TransferConfig  # noqa: F401 (OPTIMIZERS, INITS: re-exported)
-from .env import check_memory, default_device, default_size, resolve_device  # noqa: F401 (default_device: re-exported)
+from .env import check_memory, default_device, default_size, matmul_precision, resolve_device  # noqa: F401 (default_device: re-exported)
 from .images import ImageLike, check_min_side, load_image, pil_to_tensor, resize_longest, save_image, tensor_to_pil
 from .objective import (TERMS, LossHistory, Objective, StyleTarget, blend_targets, grams_of,  # noqa: F401
-                        prepare_style_targets, style_grams, term_values)
+                        prepare_style_targets, style_grams, term_tensor)
 from .samples import load_content, load_style
 from .vgg import get_vgg
 
@@ -155,11 +155,17 @@ def run_style_transfer(content: ImageLike, style: Union[ImageLike, Sequence[Imag
 
 
 def optimize(objective: Callable, x0: torch.Tensor, cfg: TransferConfig, *, callback=None, callback_every: int = 10,
-             should_stop=None, device=None) -> StyleTransferResult:
+             should_stop=None, device=None, read_every: Optional[int] = None) -> StyleTransferResult:
     """Minimize ``objective`` over the pixels of ``x0`` with ``cfg``'s optimizer, keeping pixels in [0, 1].
 
-    ``objective(x) -> (total, {term: value})`` with the :data:`~nstedu.objective.TERMS` as keys."""
+    ``objective(x) -> (total, {term: value})`` with the :data:`~nstedu.objective.TERMS` as keys. The losses are
+    read back to the host every ``read_every`` evaluations (and at every callback and the last step): default 1,
+    10 for Adam on CUDA, where each read-back stalls the GPU; L-BFGS reads them inside its own step anyway. The
+    history, the best image and the NaN guard come out the same either way."""
     x = x0.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 1).requires_grad_(True)
+    if read_every is None or cfg.optimizer == "lbfgs":  # L-BFGS's convergence test needs the count at once
+        read_every = 10 if x.device.type == "cuda" and cfg.optimizer == "adam" else 1
+    pending: list = []  # evaluations not yet read back: (terms on the device, the image, seconds)
     lr = cfg.step_size()
     history = LossHistory()
     state = {"evals": 0, "best": math.inf, "best_x": x0.detach().clone().clamp_(0, 1), "best_step": 0,
@@ -168,10 +174,39 @@ def optimize(objective: Callable, x0: torch.Tensor, cfg: TransferConfig, *, call
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.steps, desc="stylize", leave=False) if cfg.progress else None
 
+    def read_back():
+        """Record the pending evaluations in order (one device->host transfer for all of them: the loss terms and a
+        finiteness probe of the gradient); a non-finite one raises _NonFinite and the ones after it are dropped."""
+        if not pending:
+            return
+        rows = torch.stack([p[0] for p in pending]).tolist()
+        done = [(terms, image, seconds) for terms, (_, image, seconds) in zip(rows, pending)]
+        done[-1] = (*done[-1][:2], time.perf_counter() - t0)  # the last one is surely finished now
+        pending.clear()
+        for terms, image, seconds in done:
+            value = terms[0]
+            if not math.isfinite(value):
+                raise _NonFinite(f"loss became {value} at step {state['evals'] + 1}")
+            if not math.isfinite(terms[-1]):
+                raise _NonFinite(f"gradient became non-finite at step {state['evals'] + 1}")
+            state["evals"] += 1
+            n = state["evals"]
+            history.append(n, terms, seconds)
+            state["good_x"] = image
+            if value < state["best"]:
+                state["best"], state["best_x"], state["best_step"] = value, image, n
+            if bar is not None:
+                bar.update(1)
+                if n % 10 == 0 or n == 1:
+                    bar.set_postfix(loss=f"{value:.3g}")
+            if callback is not None and (n % callback_every == 0 or n == cfg.steps):
+                callback(StepInfo(n, history.last(), image, state["best"], seconds))
+
     def closure():
-        if state["evals"] >= cfg.steps:
+        if state["evals"] + len(pending) >= cfg.steps:
             raise _Stop("finished")
         if should_stop is not None and should_stop():
+            read_back()
             raise _Stop("stopped")
         with torch.no_grad():
             x.clamp_(0, 1)
@@ -182,25 +217,11 @@ def optimize(objective: Callable, x0: torch.Tensor, cfg: TransferConfig, *, call
             with torch.no_grad():  # the clamp would undo the move (without this, L-BFGS's curvature pairs see steps
                 g = x.grad         # that change nothing and its directions blow up: issue 12; Adam's per-pixel
                 g.masked_fill_(((x <= 0) & (g > 0)) | ((x >= 1) & (g < 0)), 0.0)  # steps need no projection)
-        # one device->host transfer per evaluation: the four loss terms and a finiteness probe of the gradient
-        terms = term_values(parts, x.grad.sum() if x.grad is not None else total.new_zeros(()))
-        value = terms[0]
-        if not math.isfinite(value):
-            raise _NonFinite(f"loss became {value} at step {state['evals'] + 1}")
-        if not math.isfinite(terms[-1]):
-            raise _NonFinite(f"gradient became non-finite at step {state['evals'] + 1}")
-        state["evals"] += 1
-        n = state["evals"]
-        history.append(n, terms, time.perf_counter() - t0)
-        state["good_x"] = x.detach().clone()
-        if value < state["best"]:
-            state["best"], state["best_x"], state["best_step"] = value, state["good_x"], n
-        if bar is not None:
-            bar.update(1)
-            if n % 10 == 0 or n == 1:
-                bar.set_postfix(loss=f"{value:.3g}")
-        if callback is not None and (n % callback_every == 0 or n == cfg.steps):
-            callback(StepInfo(n, history.last(), state["good_x"], state["best"], history["time"][-1]))
+        probe = x.grad.sum() if x.grad is not None else total.new_zeros(())
+        pending.append((term_tensor(parts, probe), x.detach().clone(), time.perf_counter() - t0))
+        n = state["evals"] + len(pending)
+        if len(pending) >= read_every or n >= cfg.steps or (callback is not None and n % callback_every == 0):
+            read_back()
         return total
 
     def make_optimizer(lr):
@@ -212,6 +233,8 @@ def optimize(objective: Callable, x0: torch.Tensor, cfg: TransferConfig, *, call
     opt = make_optimizer(lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_decay_every, cfg.lr_decay) if cfg.optimizer == "adam" else None
     stop_reason, message, retries = "finished", "", 0
+    tf32 = matmul_precision(getattr(objective, "precision", None))  # TF32 on CUDA as the objective's plan says
+    tf32.__enter__()
     try:
         while state["evals"] < cfg.steps:
             try:
@@ -243,7 +266,12 @@ def optimize(objective: Callable, x0: torch.Tensor, cfg: TransferConfig, *, call
         stop_reason = str(e)
     except KeyboardInterrupt:
         stop_reason, message = "interrupted", "interrupted: returning the best image so far"
+        try:
+            read_back()  # evaluations finished before the interrupt still count
+        except _NonFinite:
+            pass
     finally:
+        tf32.__exit__(None, None, None)
         if bar is not None:
             bar.close()
     best = state["best_x"].detach().clamp(0, 1).cpu()

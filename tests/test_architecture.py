@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nstedu"
 #: The layer order, bottom first: a module may import (at module level) only modules listed before it.
 #: The same order is drawn in ARCHITECTURE.md; a new module must be placed here.
 LAYERS = [
-    "nstedu.images", "nstedu.outputs", "nstedu.samples", "nstedu.vgg", "nstedu.env",                 # pictures and the network
+    "nstedu.images", "nstedu.outputs", "nstedu.samples", "nstedu.weights", "nstedu.vgg", "nstedu.env",                 # pictures and the network
     "nstedu.losses", "nstedu.flow", "nstedu.metrics", "nstedu.config", "nstedu.objective",          # what is minimized
     "nstedu.masks", "nstedu.control",                                                 # before / after
     "nstedu.transfer",                                                                # the optimizer
@@ -128,12 +128,34 @@ def test_the_graph_reader_sees_imports_it_must_see():
     assert any(name == "torchvision" for _, name, _, _ in imports("nstedu.vgg")[1])
 
 
-def test_importing_the_command_line_is_cheap():
-    """`import nstedu.cli` (what the `nstedu` script does) loads no plotting, widgets or autograder."""
-    code = ("import sys, nstedu.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('matplotlib', 'ipywidgets', 'IPython') or m.startswith('nstedu.checks')))")
-    env = dict(os.environ, PYTHONPATH=str(PACKAGE.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+HEAVY = ("matplotlib", "ipywidgets", "IPython", "torchvision", "nstedu.checks", "nstedu.widgets", "nstedu.plotting")
+
+
+def heavy_modules_after(code: str, tmp_path) -> list[str]:
+    """Run ``code`` in a fresh interpreter; return the heavy modules it left in ``sys.modules``."""
+    code += ("\nimport sys\nprint('HEAVY', sorted(m for m in sys.modules if any(m == h or m.startswith(h + '.') "
+             f"for h in {HEAVY!r})))")
+    env = dict(os.environ, PYTHONPATH=str(PACKAGE.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               NSTEDU_CACHE_DIR=str(tmp_path / "cache"))
     env.pop("MPLBACKEND", None)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
+                         cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    return eval(out.stdout.split("HEAVY", 1)[1])
+
+
+def test_importing_the_command_line_is_cheap(tmp_path):
+    """`import nstedu.cli` (what the `nstedu` script does) loads no plotting, widgets or autograder."""
+    assert heavy_modules_after("import nstedu.cli", tmp_path) == []
+
+
+def test_stylize_loads_only_what_it_needs(tmp_path):
+    """`nstedu stylize --help` and a tiny stylize run (default Caffe weights) import no plotting, widgets,
+    autograder or torchvision (whose import alone took 1.5 s)."""
+    run = "from nstedu.cli import main\nrc = main({})\nassert rc == 0, rc"
+    help_ = "import contextlib, io\nwith contextlib.redirect_stdout(io.StringIO()):\n  try:\n    main(['stylize', '--help'])\n" \
+            "  except SystemExit as e:\n    assert e.code == 0\n"
+    assert heavy_modules_after("from nstedu.cli import main\n" + help_, tmp_path) == []
+    args = ["stylize", "grace_hopper", "starry_night", "--size", "32", "--steps", "1", "-q", "-o", "out.png"]
+    assert heavy_modules_after(run.format(args), tmp_path) == []
+    assert (tmp_path / "out.png").is_file() and list((tmp_path / "cache").glob("vgg19_caffe-*.pt"))

@@ -104,7 +104,8 @@ class PerceptualLoss(Objective):
     def __init__(self, vgg, style_grams: dict, content_layers: Sequence[str], content_weight: float,
                  style_weight: float, tv_weight: float):
         config = TransferConfig(content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
-                                content_layers=tuple(content_layers), style_layers=tuple(style_grams))
+                                content_layers=tuple(content_layers), style_layers=tuple(style_grams),
+                                precision="fp32")  # training keeps its own arithmetic (not measured on a GPU yet)
         super().__init__(vgg, None, [StyleTarget(style_grams)], config, skip_unweighted=False, relative=False)
 
     def __call__(self, output: torch.Tensor, content: torch.Tensor):
