@@ -8,7 +8,8 @@ file stores the source's sha256, size and modification time, and a CRC-32 checks
 for 80 MB, where a sha256 would take as long as the dequantization it saves):
 
 * missing, corrupt (unreadable, or its tensors do not hash to the stored value) or stale (the source file changed)
-  → rebuilt from the source, whose sha256 is checked first, with one line on stderr saying so;
+  → rebuilt from the source, whose sha256 is checked first, with one line on stderr saying so (silently the
+  first time: a command's output stays what it says);
 * the cache folder is not writable → the weights are used without a cache, silently.
 """
 from __future__ import annotations
@@ -119,7 +120,8 @@ def cached_state_dict(name: str, source: Path, expected_sha256: str,
 
     A valid cache file (same source size and modification time, tensors matching their stored CRC-32) is read
     back; otherwise ``source`` is checked against ``expected_sha256`` (``WeightsError`` if it differs), ``build()``
-    runs and its result is written atomically, with one line on stderr. An unwritable cache folder is skipped
+    runs and its result is written atomically (with one line on stderr when it replaces a corrupt, stale or older
+    cache; the first build is silent). An unwritable cache folder is skipped
     silently. ``build()`` must return CPU tensors."""
     path = cache_dir() / f"{name}-{expected_sha256[:16]}.pt"
     state, why = _read_cache(path, source, expected_sha256)
@@ -134,5 +136,6 @@ def cached_state_dict(name: str, source: Path, expected_sha256: str,
         atomic_write(path, lambda f: torch.save(payload, f))
     except OSError:  # read-only home, full disk, no permission: run without a cache
         return state
-    print(f"nstedu: cached the dequantized VGG-19 weights in '{path}' ({why})", file=sys.stderr)
+    if why != "first use":  # the first build is silent (a command's output stays what it says); a rebuild is not
+        print(f"nstedu: cached the dequantized VGG-19 weights in '{path}' ({why})", file=sys.stderr)
     return state
