@@ -198,3 +198,22 @@ def info() -> dict:
     except Exception as e:  # pragma: no cover
         report["weights_torchvision"] = f"unavailable: {e}"
     return report
+
+
+@contextlib.contextmanager
+def environment(**values: Optional[str]):
+    """Within the block, ``os.environ`` has these ``values`` (``None``: the variable is unset); restored after
+    (e.g. a notebook kernel started inside inherits them)."""
+    saved = {k: os.environ.get(k) for k in values}
+
+    def put(items):
+        for k, v in items:
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    put(values.items())
+    try:
+        yield
+    finally:
+        put(saved.items())

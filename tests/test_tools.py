@@ -53,3 +53,20 @@ def test_the_book_has_every_lesson_and_exercise_and_no_solution(tmp_path):
         "# T\n\n[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.x/nb.ipynb)")])
     build_site._offline(nb)
     assert nb.cells[0].source == "# T\n\n[Open in Colab](https://colab.x/nb.ipynb)"
+
+
+def test_environment_sets_unsets_and_restores_even_after_an_error(monkeypatch):
+    """nstedu.env.environment (used by the notebook runner and the grader): inside, the given values (None =
+    unset); after, exactly what was there before — also when the block raises."""
+    import os
+
+    from nstedu.env import environment
+
+    monkeypatch.setenv("NSTEDU_T_KEEP", "old")
+    monkeypatch.setenv("NSTEDU_T_DROP", "there")
+    monkeypatch.delenv("NSTEDU_T_NEW", raising=False)
+    with pytest.raises(RuntimeError):
+        with environment(NSTEDU_T_KEEP="new", NSTEDU_T_DROP=None, NSTEDU_T_NEW="1"):
+            assert (os.environ["NSTEDU_T_KEEP"], os.environ.get("NSTEDU_T_DROP"), os.environ["NSTEDU_T_NEW"]) == ("new", None, "1")
+            raise RuntimeError("inside")
+    assert (os.environ["NSTEDU_T_KEEP"], os.environ["NSTEDU_T_DROP"], os.environ.get("NSTEDU_T_NEW")) == ("old", "there", None)

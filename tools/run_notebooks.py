@@ -41,32 +41,20 @@ def execute(path: Path, quick: bool, timeout: int, write_references=False):
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
+    from nstedu.env import environment
+
     nb = nbformat.read(str(path), as_version=4)
-    env_keys = ("NSTEDU_QUICK", "MPLBACKEND", "NSTEDU_WRITE_REFERENCES", "PYTHONPATH")
-    saved = {k: os.environ.get(k) for k in env_keys}
-    os.environ.pop("MPLBACKEND", None)                  # the kernel's inline backend: figures as PNG outputs
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in (saved["PYTHONPATH"] or "").split(os.pathsep) if p])
-    if quick:
-        os.environ["NSTEDU_QUICK"] = "1"
-    else:
-        os.environ.pop("NSTEDU_QUICK", None)
-    if write_references:
-        os.environ["NSTEDU_WRITE_REFERENCES"] = "1" if write_references is True else str(Path(write_references).resolve())
-    else:
-        os.environ.pop("NSTEDU_WRITE_REFERENCES", None)
+    paths = [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    refs = None if not write_references else "1" if write_references is True else str(Path(write_references).resolve())
     error = ""
     t0 = time.perf_counter()
-    try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=False,
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    try:  # MPLBACKEND unset: the kernel's inline backend, figures as PNG outputs
+        with environment(MPLBACKEND=None, PYTHONPATH=os.pathsep.join(paths), NSTEDU_QUICK="1" if quick else None,
+                         NSTEDU_WRITE_REFERENCES=refs):
+            NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=False,
+                           resources={"metadata": {"path": str(path.parent)}}).execute()
     except CellExecutionError as e:
         error = str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     seconds = time.perf_counter() - t0
     _strip_widgets(nb)
     return nb, seconds, error

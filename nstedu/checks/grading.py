@@ -22,6 +22,7 @@ import re
 import sys
 from pathlib import Path
 
+from ..env import environment
 from ..images import atomic_write
 from .core import HIDDEN_SEED_ENV, hidden_seed, quietly  # noqa: F401  (hidden_seed: also grading's API)
 from .isolate import definitions_from_notebook, isolated_main, run_guarded
@@ -39,19 +40,9 @@ def _execute(path, timeout: int, quick: bool) -> list[str]:
     from nbclient import NotebookClient  # optional, as nbformat
 
     nb = nbformat.read(str(path), as_version=4)
-    saved = {k: os.environ.get(k) for k in ("NSTEDU_QUICK", "MPLBACKEND")}
-    os.environ["MPLBACKEND"] = "Agg"
-    if quick:
-        os.environ["NSTEDU_QUICK"] = "1"
-    try:
+    with environment(MPLBACKEND="Agg", **({"NSTEDU_QUICK": "1"} if quick else {})):
         NotebookClient(nb, timeout=timeout, allow_errors=True, kernel_name="python3",
                        resources={"metadata": {"path": str(Path(path).parent.resolve())}}).execute()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return [f"{o.get('ename')}: {o.get('evalue')}" for c in nb.cells if c.cell_type == "code"
             for o in c.get("outputs", []) if o.get("output_type") == "error"]
 
