@@ -80,19 +80,85 @@ def tv_scale(height: int, width: int, size_invariant: bool = True) -> float:
     return 1.0 / (TV_PIXEL_SCALE ** 2 * pixels)
 
 
+#: On the CPU a single image's Gram products run as oneDNN convolutions (the weight gradient of a 1×1 convolution
+#: is F Fᵀ; a 1×1 convolution is S F), the library that already runs the network: 2–3× faster than the BLAS
+#: batched product on a 2-core AMD EPYC (where MKL takes its slow path) for channels_last features (the CPU
+#: default, :func:`nstedu.env.precision_plan`) and for contiguous ones from this many channels on; below it the
+#: reorder to oneDNN's blocked layout costs more than it saves (``benchmarks/RESULTS.md``, engine overhead).
+ONEDNN_GRAM_CHANNELS = 128
+
+
+def _onednn(f: torch.Tensor) -> bool:
+    return (f.device.type == "cpu" and f.dtype == torch.float32 and f.shape[0] == 1 and torch.backends.mkldnn.is_available()
+            and (f.shape[1] >= ONEDNN_GRAM_CHANNELS or _nhwc(f)))
+
+
+def _nhwc(f: torch.Tensor) -> bool:
+    return f.is_contiguous(memory_format=torch.channels_last) and not f.is_contiguous()
+
+
+def _product(f: torch.Tensor) -> torch.Tensor:
+    """``f fᵀ`` ``(B, C, C)`` for ``f`` ``(B, C, H, W)``, positions flattened."""
+    b, c = f.shape[:2]
+    if _onednn(f):
+        return torch.nn.grad.conv2d_weight(f, (c, c, 1, 1), f).view(1, c, c)
+    if _nhwc(f):  # (B, H·W, C) is a view of channels_last features: no copy
+        x = f.permute(0, 2, 3, 1).reshape(b, -1, c)
+        return torch.bmm(x.transpose(1, 2), x)
+    flat = f.reshape(b, c, -1)
+    return torch.bmm(flat, flat.transpose(1, 2))
+
+
+def _times(s: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """``s f`` for a symmetric ``s`` ``(B, C, C)``, in ``f``'s shape and layout."""
+    b, c, h, w = f.shape
+    if _onednn(f):
+        return F.conv2d(f, s.reshape(c, c, 1, 1))
+    if _nhwc(f):  # (s f)ᵀ = fᵀ s
+        return torch.bmm(f.permute(0, 2, 3, 1).reshape(b, -1, c), s).view(b, h, w, c).permute(0, 3, 1, 2)
+    return torch.bmm(s, f.reshape(b, c, -1)).view(f.shape)
+
+
 class _SymmetricGram(torch.autograd.Function):
-    """``f fᵀ / norm`` for ``f`` ``(B, C, M)``, with a one-product backward ``(g + gᵀ) f / norm`` (autograd's
+    """``f fᵀ / norm`` for ``f`` ``(B, C, H, W)`` with a one-product backward ``(g + gᵀ) f / norm`` (autograd's
     generic batched product would compute two): the Gram matrices are most of the engine's own cost."""
 
     @staticmethod
     def forward(ctx, f, norm):
         ctx.save_for_backward(f, norm)
-        return torch.bmm(f, f.transpose(1, 2)) / norm
+        return _product(f) / norm
 
     @staticmethod
     def backward(ctx, grad):
         f, norm = ctx.saved_tensors
-        return torch.bmm((grad + grad.transpose(1, 2)) / norm, f), None  # scale the small C×C factor, not C×M
+        return _times((grad + grad.transpose(1, 2)) / norm, f), None  # scale the small C×C factor, not C×H×W
+
+
+class _GramLoss(torch.autograd.Function):
+    """``scale · ¼‖f fᵀ/norm − target‖²`` in one node: :func:`style_layer_loss` of :func:`gram_matrix` times
+    ``scale``, with a few C×C passes instead of a dozen: ``∂/∂f = scale · sym(G − A) f / norm``."""
+
+    @staticmethod
+    def forward(ctx, f, target, norm, scale):
+        r = _product(f) / norm - target
+        ctx.save_for_backward(f, norm, r)
+        ctx.scale = scale
+        return 0.25 * scale * r.pow(2).sum()
+
+    @staticmethod
+    def backward(ctx, grad):
+        f, norm, r = ctx.saved_tensors
+        return _times((r + r.transpose(1, 2)) * (0.5 * grad * ctx.scale / norm), f), None, None, None  # any target
+
+
+def _gram_inputs(features: torch.Tensor, mask: torch.Tensor | None):
+    """The (masked) features and the normalizer of :func:`gram_matrix`."""
+    b, c, h, w = features.shape
+    if mask is None:
+        return features, features.new_tensor(float(c * h * w))
+    m = mask.to(features.dtype)
+    area = m.sum(dim=(2, 3)).reshape(-1, 1, 1).clamp_min(1e-8)  # (B, 1, 1)
+    return features * m, (c * area).detach()
 
 
 def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -106,14 +172,7 @@ def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> tor
     masked region only, :math:`(F m)(F m)^\top / (C \sum m)`, so that a region's statistics do not depend
     on its area.
     """
-    b, c, h, w = features.shape
-    f = features.reshape(b, c, h * w)
-    if mask is None:
-        return _SymmetricGram.apply(f, f.new_tensor(float(c * h * w)))
-    m = mask.reshape(mask.shape[0], 1, h * w).to(features.dtype)
-    fm = f * m
-    area = m.sum(dim=2, keepdim=True).clamp_min(1e-8)  # (B, 1, 1)
-    return _SymmetricGram.apply(fm, (c * area).detach())
+    return _SymmetricGram.apply(*_gram_inputs(features, mask))
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
@@ -147,8 +206,8 @@ def style_loss(features: Mapping[str, torch.Tensor], target_grams: Mapping[str, 
         w = layer_weights.get(name, 0.0)
         if w == 0:
             continue
-        g = gram_matrix(features[name], None if mask is None else mask[name])
-        total = total + w * style_layer_loss(g, target_grams[name])
+        f, norm = _gram_inputs(features[name], None if mask is None else mask[name])
+        total = total + _GramLoss.apply(f, target_grams[name].detach(), norm, w)  # = w·style_layer_loss(gram_matrix)
     return total
 
 

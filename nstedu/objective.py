@@ -14,6 +14,8 @@ style transfer over the weights of a network, averaged over a batch of photos (:
 """
 from __future__ import annotations
 
+import copy
+import weakref
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
@@ -25,6 +27,18 @@ from .env import precision_for
 from .images import ImageLike, pil_to_tensor
 from .samples import load_style
 from .vgg import VGG19Features
+
+#: The channels_last twin of each network in use (weights in NHWC), made once: the CPU's oneDNN convolutions and
+#: the GPU's tensor cores run 10–20 % faster with both the input and the weights in that layout.
+_TWINS: "weakref.WeakKeyDictionary[VGG19Features, VGG19Features]" = weakref.WeakKeyDictionary()
+
+
+def channels_last_twin(vgg: VGG19Features) -> VGG19Features:
+    """A copy of ``vgg`` with its weights in the channels_last memory format (same values), cached per network."""
+    if vgg not in _TWINS:
+        _TWINS[vgg] = copy.deepcopy(vgg).to(memory_format=torch.channels_last)
+    return _TWINS[vgg]
+
 
 #: The loss terms, in this order everywhere: the objective's output, the history, the plots.
 TERMS = ("total", "content", "style", "tv")
@@ -158,13 +172,13 @@ class Objective:
     def features(self, x: torch.Tensor, layers) -> dict:
         """The network's activations of ``x`` at ``layers``, computed as ``self.precision`` says and returned in
         fp32 (Gram matrices and loss sums stay fp32 under autocast: the bf16/fp16 part is the convolutions)."""
-        plan = self.precision
-        if plan.exact:
-            return self.vgg(x, layers)
-        if plan.channels_last:  # the input only: the shared, cached network keeps its layout
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(x.device.type, dtype=plan.autocast or torch.float32, enabled=plan.autocast is not None):
-            feats = self.vgg(x, layers)
+        plan, vgg = self.precision, self.vgg
+        if plan.channels_last:  # input and weights in NHWC; the shared, cached network keeps its own layout
+            vgg, x = channels_last_twin(vgg), x.contiguous(memory_format=torch.channels_last)
+        if plan.autocast is None:
+            return vgg(x, layers)
+        with torch.autocast(x.device.type, dtype=plan.autocast):
+            feats = vgg(x, layers)
         return {k: v.float() for k, v in feats.items()}
 
     @torch.no_grad()

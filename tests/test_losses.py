@@ -92,3 +92,38 @@ def test_gradcheck():
     assert torch.autograd.gradcheck(lambda t: L.tv_loss(t) / 255**2, (f,))
     m = torch.rand(1, 1, 3, 3, dtype=torch.float64)
     assert torch.autograd.gradcheck(lambda t: L.gram_matrix(t, m), (f,))
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("channels", [16, 64, 256])   # 256 ≥ ONEDNN_GRAM_CHANNELS: the oneDNN route on the CPU
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_gram_and_fused_style_loss_match_a_float64_loop_in_every_layout(batch, channels, layout, masked):
+    """Every route of the Gram products (BLAS, the channels_last view, oneDNN) gives the Gram of a float64 loop and
+    its gradient; the fused per-layer loss of style_loss equals w·style_layer_loss(gram_matrix) and its gradient,
+    also for a target that is not symmetric."""
+    g = torch.Generator().manual_seed(channels + batch)
+    x64 = torch.rand(batch, channels, 5, 7, generator=g, dtype=torch.float64)
+    mask = torch.rand(1, 1, 5, 7, generator=g) if masked else None
+    x = x64.float()
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    m = torch.ones(1, 1, 5, 7, dtype=torch.float64) if mask is None else mask.double()
+    f = (x64 * m).reshape(batch, channels, -1)
+    norm = channels * m.sum()
+    ref = sum(f[:, :, n, None] * f[:, None, :, n] for n in range(f.shape[2])) / norm  # a loop over positions
+    gram = L.gram_matrix(x, mask)
+    weights = torch.rand(gram.shape, generator=g)
+    (grad,) = torch.autograd.grad((gram * weights).sum(), x)
+    ref_grad = ((weights.double() + weights.double().transpose(1, 2)) @ f / norm).view(x.shape) * m
+    assert torch.allclose(gram.double(), ref, rtol=1e-5, atol=1e-6 * float(ref.abs().max()))
+    assert torch.allclose(grad.double(), ref_grad, rtol=1e-4, atol=1e-5 * float(ref_grad.abs().max()))
+    assert grad.shape == x.shape
+    target = torch.rand(1, channels, channels, generator=g) * float(ref.mean())  # not symmetric on purpose
+    fused = L.style_loss({"a": x}, {"a": target}, {"a": 0.7}, None if mask is None else {"a": mask})
+    plain = 0.7 * L.style_layer_loss(L.gram_matrix(x, mask), target)
+    (g_fused,) = torch.autograd.grad(fused, x)
+    (g_plain,) = torch.autograd.grad(plain, x)
+    assert float(fused) == pytest.approx(float(plain), rel=1e-5)
+    assert torch.allclose(g_fused, g_plain, rtol=1e-4, atol=1e-5 * float(g_plain.abs().max()))

@@ -1,5 +1,5 @@
 """Precision per device: the plan for every capability (a pure function, so the GPU cases are checked here on the
-CPU), CPU "auto" is exactly the fp32 engine, and the autocast / channels_last code path — run on the CPU with
+CPU), CPU "auto" is the fp32 engine in the channels_last layout (same values within float rounding), and the autocast / channels_last code path — run on the CPU with
 bf16 — keeps the losses within a tolerance of fp32 while the convolutions really run in bf16."""
 import dataclasses
 
@@ -9,16 +9,16 @@ import torch
 from nstedu import cli
 from nstedu.env import PRECISIONS, PrecisionPlan, matmul_precision, precision_for, precision_plan
 from nstedu.images import pil_to_tensor
-from nstedu.objective import Objective, StyleTarget, style_grams
+from nstedu.objective import Objective, StyleTarget, channels_last_twin, style_grams
 from nstedu.transfer import TransferConfig, optimize
 
 BF16, FP16 = torch.bfloat16, torch.float16
 
 
 @pytest.mark.parametrize("precision, device, bf16, expected", [
-    # CPU (and MPS): fp32 unless half precision is asked for by name; never TF32 or channels_last
-    ("auto", "cpu", False, ("fp32", None, False, False)),
-    ("auto", "cpu", True, ("fp32", None, False, False)),
+    # CPU (and MPS): fp32 unless half precision is asked for by name; never TF32; auto on the CPU in channels_last
+    ("auto", "cpu", False, ("fp32", None, False, True)),
+    ("auto", "cpu", True, ("fp32", None, False, True)),
     ("fp32", "cpu", False, ("fp32", None, False, False)),
     ("tf32", "cpu", False, ("fp32", None, False, False)),
     ("bf16", "cpu", False, ("bf16", BF16, False, False)),
@@ -53,12 +53,35 @@ def test_unknown_precision_is_refused_by_name():
     assert TransferConfig().precision == "auto" and PRECISIONS[0] == "auto"
 
 
-def test_cpu_auto_is_the_plain_fp32_engine(vgg):
-    assert precision_for("auto", "cpu") == PrecisionPlan("fp32")
+def test_cpu_auto_is_the_fp32_engine_in_channels_last(vgg):
+    assert precision_for("auto", "cpu") == PrecisionPlan("fp32", channels_last=True)
+    assert precision_for("fp32", "cpu") == PrecisionPlan("fp32") and PrecisionPlan("fp32").exact
     x = torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(1))
-    obj = Objective(vgg, x, [], TransferConfig(style_weight=0))
-    feats, plain = obj.features(x, ["conv4_2"]), vgg(x, ["conv4_2"])
-    assert torch.equal(feats["conv4_2"], plain["conv4_2"])   # not merely close: the same computation
+    layers = ["relu1_1", "relu3_1", "relu4_2"]
+    auto = Objective(vgg, x, [], TransferConfig(style_weight=0, content_layers=("relu4_2",)))
+    exact = Objective(vgg, x, [], TransferConfig(style_weight=0, content_layers=("relu4_2",), precision="fp32"))
+    feats, plain = auto.features(x, layers), exact.features(x, layers)
+    twin = channels_last_twin(vgg)
+    assert twin is channels_last_twin(vgg) and twin is not vgg                     # made once per network
+    assert vgg.layers["conv1_1"].weight.is_contiguous()                            # the shared network keeps its layout
+    assert twin.layers["conv1_1"].weight.is_contiguous(memory_format=torch.channels_last)
+    for k in layers:
+        assert feats[k].is_contiguous(memory_format=torch.channels_last) and feats[k].dtype == torch.float32
+        assert torch.equal(plain[k], vgg(x, [k])[k])                               # fp32: the same computation
+        assert torch.allclose(feats[k], plain[k], rtol=1e-4, atol=1e-4 * float(plain[k].abs().max())), k
+
+
+def test_cpu_auto_and_exact_fp32_give_the_same_losses_and_gradient(vgg, pair):
+    x = (pair[0] * 0.8 + 0.1 * torch.rand(pair[0].shape, generator=torch.Generator().manual_seed(3))).requires_grad_()
+    out = {}
+    for precision in ("auto", "fp32"):
+        obj = objective_with(vgg, pair, precision_for(precision, "cpu"))
+        total, parts = obj(x)
+        out[precision] = (parts, torch.autograd.grad(total, x)[0])
+    (pa, ga), (pf, gf) = out["auto"], out["fp32"]
+    for term in ("total", "content", "style", "tv"):
+        assert float(pa[term].detach()) == pytest.approx(float(pf[term].detach()), rel=1e-4), term
+    assert torch.allclose(ga, gf, rtol=1e-3, atol=1e-4 * float(gf.abs().max()))
 
 
 def test_matmul_precision_sets_and_restores_tf32(monkeypatch):
@@ -101,7 +124,8 @@ def test_bf16_autocast_on_cpu_keeps_losses_and_gradient_close(vgg, pair):
     for name, plan in (("fp32", PrecisionPlan("fp32")), ("bf16", GPU_LIKE)):
         obj = objective_with(vgg, pair, plan)
         conv_dtypes = []
-        hook = vgg.layers["conv3_1"].register_forward_hook(lambda m, i, o: conv_dtypes.append(o.dtype))
+        net = channels_last_twin(vgg) if plan.channels_last else vgg  # the network the plan runs
+        hook = net.layers["conv3_1"].register_forward_hook(lambda m, i, o: conv_dtypes.append(o.dtype))
         try:
             total, parts = obj(x)
         finally:
