@@ -7,6 +7,7 @@ import math
 import os
 import platform
 import sys
+import traceback
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -85,6 +86,41 @@ def check_memory(width: int, height: int, history: int, device: torch.device, si
         hint = " or add --multiscale (its finest level keeps a short L-BFGS history)"
     raise ValueError(f"a {width}×{height} result needs about {need:.0f} GB of memory and this {device.type} has "
                      f"{total:.0f} GB: the largest size that fits is about --size {fits}; use it{hint}")
+
+
+class DeviceMemoryError(ValueError):
+    """The run did not fit the device's memory; the message names the size that fits."""
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the CPU allocator's failure."""
+    text = str(error)
+    return isinstance(error, torch.cuda.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text))
+
+
+@contextlib.contextmanager
+def explain_out_of_memory(width: int, height: int, history: int, device: torch.device, size: int,
+                          suggest_multiscale: bool = True):
+    """Turn an out-of-memory error inside the block into a one-line :class:`DeviceMemoryError` naming the
+    ``--size`` that fits in what is free once the failed run's tensors are released (and suggesting
+    ``--multiscale``): the estimate of :func:`check_memory` can miss, or another process holds memory."""
+    try:
+        yield
+    except RuntimeError as e:
+        if not is_out_of_memory(e):
+            raise
+        traceback.clear_frames(e.__traceback__)  # release the failed run's tensors before measuring what is free
+        free = memory_gb(device)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            free = torch.cuda.mem_get_info(device)[0] / 1e9
+        need = max(estimate_memory_gb(width, height, history), 1.1 * (free or 0) / 0.9)  # it did not fit
+        fits = math.floor(size * math.sqrt(0.9 * free / need)) if free else None
+        hint = " or add --multiscale (its finest level keeps a short L-BFGS history)" if suggest_multiscale else ""
+        where = f"the largest size that fits is about --size {fits}; use it" if fits else "use a smaller --size"
+        raise DeviceMemoryError(f"a {width}×{height} result ran out of {device.type} memory"
+                                f"{f' ({free:.1f} GB free)' if free else ''}: {where}{hint}") from None
 
 
 # --------------------------------------------------------------------------------------------- precision

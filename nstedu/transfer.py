@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 
 from . import control
 from .config import INITS, OPTIMIZERS, TransferConfig  # noqa: F401 (OPTIMIZERS, INITS: re-exported)
-from .env import check_memory, default_device, default_size, matmul_precision, resolve_device  # noqa: F401 (default_device: re-exported)
+from .env import (check_memory, default_device, default_size, explain_out_of_memory,  # noqa: F401 (default_device: re-exported)
+                  matmul_precision, resolve_device)
 from .images import ImageLike, check_min_side, load_image, pil_to_tensor, resize_longest, save_image, tensor_to_pil
 from .objective import (TERMS, LossHistory, Objective, StyleTarget, blend_targets, grams_of,  # noqa: F401
                         prepare_style_targets, style_grams, term_tensor)
@@ -129,7 +130,15 @@ def run_style_transfer(content: ImageLike, style: Union[ImageLike, Sequence[Imag
     size = cfg.size or default_size(device)
     photo = load_content(content)  # its size is checked before anything of the result's size is allocated
     w, h = check_min_side(photo.size, size, f"content image '{content}'" if isinstance(content, str) else "content image")
-    check_memory(w, h, cfg.lbfgs_history if cfg.optimizer == "lbfgs" else 0, device, size, multiscale_history=3)
+    history = cfg.lbfgs_history if cfg.optimizer == "lbfgs" else 0
+    check_memory(w, h, history, device, size, multiscale_history=3)
+    with explain_out_of_memory(w, h, history, device, size, suggest_multiscale=init_image is None):
+        return _run(photo, style, cfg, device, size, style_targets, init_image, mask, callback, callback_every,
+                    should_stop)
+
+
+def _run(photo, style, cfg, device, size, style_targets, init_image, mask, callback, callback_every, should_stop):
+    """:func:`run_style_transfer` once its inputs are checked."""
     photo = resize_longest(photo, size)
     vgg = get_vgg(cfg.weights, device, cfg.pooling)
     inputs = control.prepare(photo, style, vgg, cfg, size, device, style_targets=style_targets, mask=mask)

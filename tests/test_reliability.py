@@ -196,6 +196,42 @@ def test_a_huge_size_is_refused_with_the_largest_size_that_fits(capsys, monkeypa
         __import__("nstedu").multiscale.stylize_multiscale("chelsea", "starry_night", size=4000, steps=3)
 
 
+def test_running_out_of_memory_mid_run_names_the_size_that_fits(capsys, monkeypatch, tmp_path):
+    """The estimate passed, but the device ran out during the run (another process took memory, or the estimate
+    missed): one line with the size that fits in what is free and --multiscale, exit status 2, nothing written."""
+    from nstedu import transfer
+    held = []
+
+    def fail(objective, x0, cfg, **kw):
+        held.append(torch.zeros(1000, 1000))  # a tensor of the failed run: released before memory is measured
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(transfer, "optimize", fail)
+    monkeypatch.setattr(env, "memory_gb", lambda device: 1.0)   # on the CPU: what the machine has
+    out = tmp_path / "o.png"
+    code, _, err = run(["stylize", "chelsea", "starry_night", "-o", out, "--size", 400, "--steps", 2, "-q"], capsys)
+    assert code == 2 and len(err) == 1 and not out.exists(), err
+    assert "result ran out of cpu memory (1.0 GB free)" in err[0] and "or add --multiscale" in err[0]
+    fits = int(err[0].split("--size ")[1].split(";")[0])
+    w, h = images.fit_longest(*load_image(__import__("nstedu").samples.path("chelsea")).size, 400)
+    need = max(env.estimate_memory_gb(w, h, 100), 1.1 / 0.9)   # it did not fit: more than was free
+    assert fits == int(400 * (0.9 / need) ** 0.5) and fits < 400
+    # the CPU allocator's failure reads the same; any other error passes through untouched
+    monkeypatch.setattr(transfer, "optimize", lambda *a, **k: (_ for _ in ()).throw(
+        RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB")))
+    with pytest.raises(env.DeviceMemoryError, match="largest size that fits is about --size"):
+        transfer.run_style_transfer("chelsea", "starry_night", size=400, steps=2, progress=False)
+    monkeypatch.setattr(transfer, "optimize", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    with pytest.raises(RuntimeError, match="^shape mismatch$"):
+        transfer.run_style_transfer("chelsea", "starry_night", size=400, steps=2, progress=False)
+    # a later level of a multi-scale run (it starts from the previous level) does not suggest --multiscale again
+    monkeypatch.setattr(transfer, "optimize", fail)
+    with pytest.raises(env.DeviceMemoryError) as e:
+        transfer.run_style_transfer("chelsea", "starry_night", size=400, steps=2, progress=False,
+                                    init_image=Image.new("RGB", (40, 30)))
+    assert "--multiscale" not in str(e.value)
+
+
 # ------------------------------------------------------------------------------- 4. and 9. inputs by dtype
 @pytest.mark.parametrize("arr, says", [
     (np.full((20, 20, 3), 200.0), "float pixel values must be in [0, 1], got 200 … 200: divide by 255?"),
