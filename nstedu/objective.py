@@ -23,7 +23,7 @@ import torch
 
 from . import losses as L
 from .config import TransferConfig, style_size
-from .env import precision_for
+from .env import PrecisionPlan, precision_for
 from .images import ImageLike, pil_to_tensor
 from .samples import load_style
 from .vgg import VGG19Features
@@ -35,9 +35,23 @@ _TWINS: "weakref.WeakKeyDictionary[VGG19Features, VGG19Features]" = weakref.Weak
 
 def channels_last_twin(vgg: VGG19Features) -> VGG19Features:
     """A copy of ``vgg`` with its weights in the channels_last memory format (same values), cached per network."""
-    if vgg not in _TWINS:
-        _TWINS[vgg] = copy.deepcopy(vgg).to(memory_format=torch.channels_last)
+    if vgg not in _TWINS:  # copy each 4-D weight once, straight into the new layout
+        memo = {id(p): torch.nn.Parameter(p.detach().contiguous(memory_format=torch.channels_last), requires_grad=False)
+                for p in vgg.parameters() if p.dim() == 4}
+        _TWINS[vgg] = copy.deepcopy(vgg, memo)
     return _TWINS[vgg]
+
+
+def network_features(vgg: VGG19Features, x: torch.Tensor, layers, plan: Optional[PrecisionPlan] = None) -> dict:
+    """``vgg(x, layers)`` run as ``plan`` says (None: plain fp32), the activations returned in fp32 (Gram matrices
+    and loss sums stay fp32 under autocast: the bf16/fp16 part is the convolutions)."""
+    if plan is not None and plan.channels_last:  # input and weights in NHWC; the shared network keeps its layout
+        vgg, x = channels_last_twin(vgg), x.contiguous(memory_format=torch.channels_last)
+    if plan is None or plan.autocast is None:
+        return vgg(x, layers)
+    with torch.autocast(x.device.type, dtype=plan.autocast):
+        feats = vgg(x, layers)
+    return {k: v.float() for k, v in feats.items()}
 
 
 #: The loss terms, in this order everywhere: the objective's output, the history, the plots.
@@ -102,9 +116,12 @@ def grams_of(feats: dict, mask: Optional[torch.Tensor] = None) -> dict:
     return {k: L.gram_matrix(v, None if mask is None else L.resize_mask(mask, v.shape[-2:])) for k, v in feats.items()}
 
 
-def style_grams(vgg: VGG19Features, style: torch.Tensor, layers: Sequence[str], mask: Optional[torch.Tensor] = None) -> dict:
-    """Normalized Gram matrices of ``style`` ``(1, 3, H, W)`` in [0, 1] at ``layers`` (optionally of a masked region)."""
-    return grams_of(vgg(style, layers), mask)
+def style_grams(vgg: VGG19Features, style: torch.Tensor, layers: Sequence[str], mask: Optional[torch.Tensor] = None,
+                plan: Optional[PrecisionPlan] = None) -> dict:
+    """Normalized Gram matrices of ``style`` ``(1, 3, H, W)`` in [0, 1] at ``layers`` (optionally of a masked region),
+    the network run as ``plan`` says (:func:`network_features`)."""
+    with torch.no_grad():
+        return grams_of(network_features(vgg, style, layers, plan), mask)
 
 
 def blend_targets(targets: Sequence[dict], weights: Optional[Sequence[float]] = None) -> dict:
@@ -129,7 +146,8 @@ def prepare_style_targets(style: Union[ImageLike, Sequence[ImageLike]], vgg: VGG
     if not styles:
         raise ValueError("no style image given")
     side = style_size(size, config.style_scale)
-    grams = [style_grams(vgg, pil_to_tensor(load_style(s, side), device), config.style_layers) for s in styles]
+    plan = precision_for(config.precision, device)
+    grams = [style_grams(vgg, pil_to_tensor(load_style(s, side), device), config.style_layers, plan=plan) for s in styles]
     return [StyleTarget(blend_targets(grams, config.style_blend))]
 
 
@@ -170,16 +188,8 @@ class Objective:
         self.content_scales = self._content_scales(self.content_targets, *content.shape[-2:]) if content is not None else None
 
     def features(self, x: torch.Tensor, layers) -> dict:
-        """The network's activations of ``x`` at ``layers``, computed as ``self.precision`` says and returned in
-        fp32 (Gram matrices and loss sums stay fp32 under autocast: the bf16/fp16 part is the convolutions)."""
-        plan, vgg = self.precision, self.vgg
-        if plan.channels_last:  # input and weights in NHWC; the shared, cached network keeps its own layout
-            vgg, x = channels_last_twin(vgg), x.contiguous(memory_format=torch.channels_last)
-        if plan.autocast is None:
-            return vgg(x, layers)
-        with torch.autocast(x.device.type, dtype=plan.autocast):
-            feats = vgg(x, layers)
-        return {k: v.float() for k, v in feats.items()}
+        """The network's activations of ``x`` at ``layers``, computed as ``self.precision`` says, in fp32."""
+        return network_features(self.vgg, x, layers, self.precision)
 
     @torch.no_grad()
     def content_features(self, content: torch.Tensor) -> dict:

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from . import control
+from . import control, optimizers
 from .config import INITS, OPTIMIZERS, TransferConfig  # noqa: F401 (OPTIMIZERS, INITS: re-exported)
 from .env import (check_memory, default_device, default_size, explain_out_of_memory,  # noqa: F401 (default_device: re-exported)
                   matmul_precision, resolve_device)
@@ -235,9 +235,9 @@ def optimize(objective: Callable, x0: torch.Tensor, cfg: TransferConfig, *, call
 
     def make_optimizer(lr):
         if cfg.optimizer == "lbfgs":
-            return torch.optim.LBFGS([x], lr=lr, max_iter=cfg.steps, max_eval=cfg.steps * 2, history_size=cfg.lbfgs_history,
+            return optimizers.LBFGS([x], lr=lr, max_iter=cfg.steps, max_eval=cfg.steps * 2, history_size=cfg.lbfgs_history,
                                      tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
-        return torch.optim.Adam([x], lr=lr)
+        return optimizers.Adam([x], lr=lr)
 
     opt = make_optimizer(lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_decay_every, cfg.lr_decay) if cfg.optimizer == "adam" else None

@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nstedu"
 LAYERS = [
     "nstedu.images", "nstedu.outputs", "nstedu.samples", "nstedu.weights", "nstedu.vgg", "nstedu.env",                 # pictures and the network
     "nstedu.losses", "nstedu.flow", "nstedu.metrics", "nstedu.config", "nstedu.objective",          # what is minimized
+    "nstedu.optimizers",
     "nstedu.masks", "nstedu.control",                                                 # before / after
     "nstedu.transfer",                                                                # the optimizer
     "nstedu.multiscale", "nstedu.batch", "nstedu.fast.network", "nstedu.fast.training", "nstedu.fast",
