@@ -87,7 +87,7 @@ class TransferConfig:
     seed: int = setting(0, "seeds the noise init; same seed + settings → identical image on CPU", OPTIMIZATION,
                         metavar="N")
     device: str = setting("auto", "auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps", OPTIMIZATION)
-    precision: str = setting("auto", "arithmetic of the network: auto = fp32 on the CPU, TF32 + bf16 autocast "
+    precision: str = setting("auto", "arithmetic of the network: auto = fp32 (channels_last) on the CPU, TF32 + bf16 autocast "
                              "(fp16 without bf16) on CUDA; fp32 exact", OPTIMIZATION, choices=PRECISIONS)
     weights: str = setting("caffe", "VGG-19 weights: caffe (offline), torchvision (downloads once) or a .pth file",
                            NETWORK, metavar="SRC")
