@@ -1,4 +1,5 @@
 """Figures draw what they are given: the plotted data is compared with the inputs."""
+import json
 import matplotlib
 
 matplotlib.use("Agg")
@@ -171,5 +172,9 @@ def test_shipped_references_are_small_and_each_belongs_to_a_notebook_call():
     files = sorted(plotting.REFERENCE_DIR.glob("*.jpg"))
     assert sum(f.stat().st_size for f in files) <= 2 * 2 ** 20, "references must stay under 2 MB in all"
     assert {f.stem for f in files} <= set(names), "a reference no notebook shows any more"
+    missing = set(names) - {f.stem for f in files}
+    assert not missing, f"quick mode would say 'reference not generated yet' for {sorted(missing)}: make references"
+    index = json.loads((plotting.REFERENCE_DIR / "index.json").read_text())
+    assert set(index) == set(names), "index.json records each shipped reference"
     for name in names:
         plotting.reference_path(name)          # valid names
