@@ -109,7 +109,7 @@ def startup_text(device, size, steps, st, load):
             f"| `import nstedu.cli` (torch, PIL, numpy, nstedu) | {st['import']:.2f} |\n"
             f"| VGG-19 weights read + dequantized (no cache) | {st['uncached']:.2f} |\n"
             f"| VGG-19 weights from the user cache (CRC-checked) | {st['cached']:.2f} |\n"
-            f"| optimization as the CLI reports it (includes torch.optim's first-use import of torch._dynamo) | "
+            f"| optimization as the CLI reports it (nstedu.optimizers: no first-use import of torch._dynamo) | "
             f"{st['optimization']:.2f} |\n"
             f"| **whole CLI run, wall** | **{st['wall']:.2f}** |\n")
 
