@@ -28,8 +28,8 @@ from .images import ImageLike, pil_to_tensor
 from .samples import load_style
 from .vgg import VGG19Features
 
-#: The channels_last twin of each network in use (weights in NHWC), made once: the CPU's oneDNN convolutions and
-#: the GPU's tensor cores run 10–20 % faster with both the input and the weights in that layout.
+#: The channels_last twin of each network in use (weights in NHWC), made once: with both the input and the weights
+#: in that layout the CPU's oneDNN network runs ≈ 11 % faster (``benchmarks/RESULTS.md``); tensor cores prefer it too.
 _TWINS: "weakref.WeakKeyDictionary[VGG19Features, VGG19Features]" = weakref.WeakKeyDictionary()
 
 
