@@ -75,7 +75,7 @@ class TransferConfig:
     style_layers: Sequence[str] = setting(L.DEFAULT_STYLE_LAYERS, "VGG-19 layers whose Gram matrices must match the "
                                           "painting", NETWORK, metavar="L1,L2")
     style_layer_weights: Optional[Sequence[float]] = setting(None, "w_l, one per style layer", NETWORK,
-                                                             metavar="W1,W2", default_text="1/L each")
+                                                             metavar="W1,W2", default_text="0.2,0.2,0.2,0.3,0.1 (other layers: 1/L each)")
     optimizer: str = setting("lbfgs", "lbfgs (strong-Wolfe line search) or adam", OPTIMIZATION, choices=OPTIMIZERS)
     lr: Optional[float] = setting(None, "step size (pixels are in [0, 1])", OPTIMIZATION, metavar="X",
                                   default_text="1.0 for lbfgs, 0.02 for adam")
@@ -173,8 +173,12 @@ class TransferConfig:
         return self.content_weight / self.style_weight if self.style_weight else math.inf
 
     def layer_weights(self) -> dict[str, float]:
-        """``{style layer: w_l}``: ``style_layer_weights``, or 1/L each."""
-        ws = self.style_layer_weights or [1.0 / len(self.style_layers)] * len(self.style_layers)
+        """``{style layer: w_l}``: ``style_layer_weights``; else for the default layers
+        :data:`~nstedu.losses.DEFAULT_STYLE_LAYER_WEIGHTS`, for any other choice 1/L each."""
+        ws = self.style_layer_weights
+        if not ws:
+            ws = (L.DEFAULT_STYLE_LAYER_WEIGHTS if tuple(self.style_layers) == L.DEFAULT_STYLE_LAYERS
+                  else [1.0 / len(self.style_layers)] * len(self.style_layers))
         return dict(zip(self.style_layers, map(float, ws)))
 
     def step_size(self) -> float:

@@ -120,7 +120,7 @@ class PlaygroundLayout:
         for layer in D.style_layers:
             cb = self._reg(f"layer:{layer}", W.Checkbox(value=True, description=layer, indent=False,
                                                         layout=W.Layout(width="90px")))
-            w = self._reg(f"layer_weight:{layer}", W.FloatSlider(value=1.0, min=0.0, max=1.0, step=0.05,
+            w = self._reg(f"layer_weight:{layer}", W.FloatSlider(value=D.layer_weights()[layer], min=0.0, max=1.0, step=0.05,
                                                                   readout_format=".2f", continuous_update=False))
             self.layer_rows[layer] = (cb, w)
             rows.append(W.HBox([cb, w]))
