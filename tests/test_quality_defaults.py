@@ -58,7 +58,8 @@ def test_objective_terms_are_relative_errors(vgg):
         return torch.from_numpy(a @ a.T / a.size)
 
     content = L.CONTENT_SCALE * _np_rel(fx["relu4_2"], fp["relu4_2"])
-    style = sum(_np_rel(gram(fx[k]), gram(fs[k])) for k in RELU_STYLE) / len(RELU_STYLE)
+    w = dict(zip(RELU_STYLE, (0.2, 0.2, 0.2, 0.3, 0.1)))   # the default w_l, written out
+    style = sum(w[k] * _np_rel(gram(fx[k]), gram(fs[k])) for k in RELU_STYLE)
     assert float(parts["content"]) == pytest.approx(content, rel=1e-4)
     assert float(parts["style"]) == pytest.approx(style, rel=1e-4)
 

@@ -16,6 +16,7 @@ from PIL import Image
 ipywidgets = pytest.importorskip("ipywidgets", reason="the playground needs ipywidgets (pip install -e '.[notebooks]')")
 
 from nstedu import transfer
+from nstedu.config import TransferConfig
 from nstedu.images import tensor_to_pil
 from nstedu.widgets import PRESETS, Playground, png_bytes, uploaded_files
 
@@ -101,6 +102,8 @@ def test_run_updates_preview_live_and_the_loss_falls(tmp_path, calls):
 
 def test_every_control_reaches_the_engine(tmp_path, calls):
     pg = make(tmp_path, steps=3)
+    assert dict(zip(pg.settings()["style_layers"], pg.settings()["style_layer_weights"])) == pytest.approx(
+        TransferConfig().layer_weights())                             # the sliders start at the engine's w_l
     pg.content.value = "astronaut"
     pg.style_rows["great_wave"][0].value = True                   # starry_night (ticked) + great_wave
     pg.style_rows["starry_night"][1].value = 0.75
@@ -130,7 +133,7 @@ def test_every_control_reaches_the_engine(tmp_path, calls):
                     optimizer="adam", lr=0.05, init="noise", pooling="avg", seed=7, style_blend=[0.75, 0.25])
     for key, value in expected.items():
         assert call[key] == value, key
-    assert call["style_layer_weights"] == pytest.approx([0.5 / 3.5, 1 / 3.5, 1 / 3.5, 1 / 3.5])
+    assert call["style_layer_weights"] == pytest.approx([0.5 / 1.2, 0.2 / 1.2, 0.2 / 1.2, 0.3 / 1.2])  # from the defaults
     assert call["callback_every"] == 2 and callable(call["should_stop"]) and call["progress"] is False
     assert max(pg.result.image.size) == 96 and pg.result.config.pooling == "avg"
 
