@@ -135,6 +135,8 @@ def test_playground_runs_and_stops_in_jupyterlab(lab):
                 page.wait_for_function(   # a new image arrived while the optimization runs
                     "(before) => { const el = document.querySelector('.nstedu-preview');"
                     " return el.src !== before && el.naturalWidth > 0; }", arg=before, timeout=left_ms())
+                page.wait_for_function(   # its status line follows (a separate message: the image may come first)
+                    "() => document.querySelector('.nstedu-status').innerText.includes('step')", timeout=left_ms())
                 assert "step" in status.inner_text()
                 stop.click()
                 page.wait_for_function("() => /stopped|finished/.test(document.querySelector('.nstedu-status').textContent)",
