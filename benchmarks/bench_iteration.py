@@ -29,7 +29,7 @@ from _results import write_section  # noqa: E402
 
 import nstedu  # noqa: E402
 from nstedu.env import precision_for  # noqa: E402
-from nstedu.objective import channels_last_twin  # noqa: E402
+from nstedu.objective import network_features  # noqa: E402
 from nstedu.vgg import get_vgg  # noqa: E402
 
 
@@ -38,16 +38,14 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def bare(vgg, x, n, device, channels_last=False):
-    """n × (forward to conv5_1 + backward to the input pixels), nothing else; in the NHWC layout (input and
-    weights) when ``channels_last``, as the engine runs on the CPU by default."""
-    if channels_last:
-        vgg, x = channels_last_twin(vgg), x.contiguous(memory_format=torch.channels_last)
+def bare(vgg, x, n, device, plan=None):
+    """n × (forward to conv5_1 + backward to the input pixels), nothing else; the network run as ``plan`` says
+    (``nstedu.objective.network_features``: with the CPU's plan in the NHWC layout, as the engine runs it)."""
     x = x.clone().requires_grad_(True)
     sync(device)
     t = time.perf_counter()
     for _ in range(n):
-        out = vgg(x, ["conv5_1"])["conv5_1"]
+        out = network_features(vgg, x, ["conv5_1"], plan)["conv5_1"]
         (g,) = torch.autograd.grad(out.sum(), x)
     sync(device)
     return (time.perf_counter() - t) / n
@@ -177,14 +175,15 @@ def main(argv=None):
     content, style = nstedu.samples.load("grace_hopper", size), nstedu.samples.load("starry_night", size)
     vgg = get_vgg("caffe", device)
     x = nstedu.images.pil_to_tensor(content, device)
-    cl = device.type == "cpu" and precision_for("auto", device).channels_last  # the bare network as the engine runs it
-    bare(vgg, x, 2, device, cl)  # warm-up
+    cl = device.type == "cpu" and precision_for("auto", device).channels_last
+    plan = precision_for("auto", device) if cl else None  # the bare network as the engine runs it
+    bare(vgg, x, 2, device, plan)  # warm-up
     engine(content, style, size, 3, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     rows = []
     for rep in range(3):  # interleave to share any drift in machine load
-        tb = bare(vgg, x, n, device, cl)
+        tb = bare(vgg, x, n, device, plan)
         tl = engine(content, style, size, n, device, "lbfgs")
         ta = engine(content, style, size, n, device, "adam")
         tn = bare(vgg, x, n, device) if cl else float("nan")

@@ -30,10 +30,11 @@ import torch
 from PIL import Image, ImageEnhance
 
 from .config import TransferConfig, check_enhancement, style_size
+from .env import PrecisionPlan, precision_for
 from .images import ImageLike, pil_to_tensor, tensor_to_pil
 from .masks import (Mask, apply_mask, as_mask, ellipse_mask, load_mask, rectangle_mask,  # noqa: F401 (re-exported)
                     region_targets)
-from .objective import StyleTarget, grams_of, prepare_style_targets
+from .objective import StyleTarget, grams_of, network_features, prepare_style_targets
 from .samples import load_style
 from .vgg import VGG19Features
 
@@ -46,19 +47,20 @@ __all__ = ["apply_strength", "rgb_to_yiq", "yiq_to_rgb", "luminance_rgb", "match
 
 @torch.no_grad()
 def apply_strength(targets: Sequence[StyleTarget], vgg, content: torch.Tensor, strength: float,
-                   layers: Sequence[str]) -> list[StyleTarget]:
+                   layers: Sequence[str], plan: Optional[PrecisionPlan] = None) -> list[StyleTarget]:
     r"""Blend each target's Grams with the content's own: :math:`(1 - s)\,\hat G_c + s\,\hat A`.
 
     ``content`` ``(1, 3, H, W)`` in [0, 1] at the result's size; a masked target is blended with the Gram of the
-    same region of the content. ``strength`` 1 returns the targets unchanged; 0 returns no targets at all (the
-    photo is its own optimum, and a style term that is flat there only makes the line search stumble)."""
+    same region of the content; the network runs as ``plan`` says, like it did for the style targets. ``strength`` 1
+    returns the targets unchanged; 0 returns no targets at all (the photo is its own optimum, and a style term that
+    is flat there only makes the line search stumble)."""
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"style strength must be between 0 and 1, got {strength!r}")
     if strength >= 1.0:
         return list(targets)
     if strength == 0.0:
         return []
-    feats = vgg(content, layers)
+    feats = network_features(vgg, content, layers, plan)
     out = []
     for t in targets:
         own = grams_of(feats, t.mask)
@@ -220,6 +222,7 @@ def prepare(photo: Image.Image, style: Union[ImageLike, Sequence[ImageLike], Non
     if mask_t is not None:
         style_targets = apply_mask(style_targets, mask_t, w, h, device)
     if config.style_strength < 1 and config.style_weight > 0:
-        style_targets = apply_strength(style_targets, vgg, content_t, config.style_strength, config.style_layers)
+        style_targets = apply_strength(style_targets, vgg, content_t, config.style_strength, config.style_layers,
+                                       precision_for(config.precision, device))
     return Prepared(photo_t, content_t, style_targets, mask_t, mask_t is not None and as_mask(mask).composite,
                     luminance_only)

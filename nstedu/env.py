@@ -80,12 +80,22 @@ def check_memory(width: int, height: int, history: int, device: torch.device, si
     need = estimate_memory_gb(width, height, history)
     if total is None or need <= 0.9 * total:
         return
-    fits = math.floor(size * math.sqrt(0.9 * total / need))
+    fits = largest_size(size, total, need)
     hint = ""
     if multiscale_history is not None and estimate_memory_gb(width, height, multiscale_history) <= 0.9 * total:
-        hint = " or add --multiscale (its finest level keeps a short L-BFGS history)"
+        hint = MULTISCALE_HINT
     raise ValueError(f"a {width}×{height} result needs about {need:.0f} GB of memory and this {device.type} has "
                      f"{total:.0f} GB: the largest size that fits is about --size {fits}; use it{hint}")
+
+
+#: What the memory messages add when a multi-scale run would fit.
+MULTISCALE_HINT = " or add --multiscale (its finest level keeps a short L-BFGS history)"
+
+
+def largest_size(size: int, available_gb: float, need_gb: float) -> int:
+    """The ``--size`` whose result needs about 90 % of ``available_gb``, when ``size`` needs ``need_gb`` (memory
+    grows with the pixel count, i.e. with the square of the size)."""
+    return math.floor(size * math.sqrt(0.9 * available_gb / need_gb))
 
 
 class DeviceMemoryError(ValueError):
@@ -111,13 +121,14 @@ def explain_out_of_memory(width: int, height: int, history: int, device: torch.d
         if not is_out_of_memory(e):
             raise
         traceback.clear_frames(e.__traceback__)  # release the failed run's tensors before measuring what is free
-        free = memory_gb(device)
         if device.type == "cuda":
             torch.cuda.empty_cache()
             free = torch.cuda.mem_get_info(device)[0] / 1e9
+        else:
+            free = memory_gb(device)
         need = max(estimate_memory_gb(width, height, history), 1.1 * (free or 0) / 0.9)  # it did not fit
-        fits = math.floor(size * math.sqrt(0.9 * free / need)) if free else None
-        hint = " or add --multiscale (its finest level keeps a short L-BFGS history)" if suggest_multiscale else ""
+        fits = largest_size(size, free, need) if free else None
+        hint = MULTISCALE_HINT if suggest_multiscale else ""
         where = f"the largest size that fits is about --size {fits}; use it" if fits else "use a smaller --size"
         raise DeviceMemoryError(f"a {width}×{height} result ran out of {device.type} memory"
                                 f"{f' ({free:.1f} GB free)' if free else ''}: {where}{hint}") from None

@@ -138,7 +138,8 @@ def run_style_transfer(content: ImageLike, style: Union[ImageLike, Sequence[Imag
 
 
 def _run(photo, style, cfg, device, size, style_targets, init_image, mask, callback, callback_every, should_stop):
-    """:func:`run_style_transfer` once its inputs are checked."""
+    """:func:`run_style_transfer` once its inputs are checked; a frame of its own, so that after an out-of-memory
+    error its tensors can be released (``explain_out_of_memory`` clears it) before the free memory is measured."""
     photo = resize_longest(photo, size)
     vgg = get_vgg(cfg.weights, device, cfg.pooling)
     inputs = control.prepare(photo, style, vgg, cfg, size, device, style_targets=style_targets, mask=mask)
