@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_section  # noqa: E402
 
 import nstedu  # noqa: E402
+from nstedu.allocator import steady_allocator  # noqa: E402
 from nstedu.env import precision_for  # noqa: E402
 from nstedu.objective import network_features  # noqa: E402
 from nstedu.vgg import get_vgg  # noqa: E402
@@ -40,21 +41,24 @@ def sync(device):
 
 def bare(vgg, x, n, device, plan=None):
     """n × (forward to conv5_1 + backward to the input pixels), nothing else; the network run as ``plan`` says
-    (``nstedu.objective.network_features``: with the CPU's plan in the NHWC layout, as the engine runs it)."""
+    (``nstedu.objective.network_features``: with the CPU's plan in the NHWC layout, as the engine runs it) and with
+    the engine's allocator settings (``nstedu.allocator.steady_allocator``), so that the ratio is the engine's own work."""
     x = x.clone().requires_grad_(True)
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(n):
-        out = network_features(vgg, x, ["conv5_1"], plan)["conv5_1"]
-        (g,) = torch.autograd.grad(out.sum(), x)
-    sync(device)
+    with steady_allocator(device):
+        sync(device)
+        t = time.perf_counter()
+        for _ in range(n):
+            out = network_features(vgg, x, ["conv5_1"], plan)["conv5_1"]
+            (g,) = torch.autograd.grad(out.sum(), x)
+        sync(device)
     return (time.perf_counter() - t) / n
 
 
-def engine(content, style, size, n, device, optimizer="lbfgs", precision="auto"):
-    r = nstedu.run_style_transfer(content, style, size=size, steps=n + 1, optimizer=optimizer, progress=False,
+def engine(content, style, size, n, device, optimizer="lbfgs", precision="auto", first=1):
+    """Seconds per evaluation of evaluations ``first`` … ``first + n`` of a run (the first one's set-up excluded)."""
+    r = nstedu.run_style_transfer(content, style, size=size, steps=first + n, optimizer=optimizer, progress=False,
                                   device=str(device), precision=precision)
-    times = r.history["time"]
+    times = r.history["time"][first - 1:]
     return (times[-1] - times[0]) / (len(times) - 1)  # excludes set-up (targets, first evaluation)
 
 
@@ -164,10 +168,29 @@ def gpu_variants(vgg, x, content, style, size, n, device):
     return "| what | ms / iteration |\n|---|---|\n" + "".join(f"| {w} | {ms:.2f} |\n" for w, ms in rows)
 
 
+#: What the CPU rows mean (profiled on the 2-core AMD EPYC this was written on, 2026-11-29).
+CPU_NOTES = """\
+The bare network runs as the engine runs it (channels_last, the same allocator setting), so the ratio is the
+engine's own work. What an evaluation adds, profiled: the Gram products, ≈ 10 ms (C²·H·W multiply-adds forward
+and again backward at each style layer, as oneDNN convolutions near the CPU's peak); the content and TV terms,
+the projected gradient and the bookkeeping, ≈ 1–2 ms; L-BFGS's step, ≈ 2.5 ms with a short history. Once the
+history holds its 100 pairs, the step reads 200 image-sized vectors (134 MB at 256 px) twice: ≈ 12 ms more, memory
+bandwidth rather than arithmetic (`--lbfgs-history` trades it against the quality of the steps).
+
+The allocator rows: glibc hands blocks of several MB back to the kernel when they are freed, and the kernel
+zero-fills every page again on first touch, ≈ 9,000–20,000 page faults per 256 px iteration. During a run
+`nstedu.allocator.steady_allocator` keeps freed blocks in the heap (none at all are faulted in again); at 1024 px
+the same setting takes an iteration from ≈ 4.2 s to ≈ 3.1 s, at +27 % peak memory, which is why a run whose
+estimate does not fit with that margin keeps glibc's behaviour.
+"""
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (64 px, few iterations), no RESULTS.md")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--system-allocator", action="store_true",
+                    help="(run by the benchmark itself) bare and L-BFGS only, with NSTEDU_MALLOC=system: print JSON")
     args = ap.parse_args(argv)
     device = nstedu.transfer.resolve_device(args.device)
     size = 64 if args.quick else (512 if device.type == "cuda" else 256)
@@ -179,10 +202,15 @@ def main(argv=None):
     plan = precision_for("auto", device) if cl else None  # the bare network as the engine runs it
     bare(vgg, x, 2, device, plan)  # warm-up
     engine(content, style, size, 3, device)
+    if args.system_allocator:  # a fresh interpreter that never changes glibc's settings
+        rows = [(bare(vgg, x, n, device, plan), engine(content, style, size, n, device)) for _ in range(3)]
+        print(json.dumps([sorted(col)[1] for col in zip(*rows)]))
+        return
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     rows = []
-    for rep in range(3):  # interleave to share any drift in machine load
+    reps = 3 if args.quick else 5
+    for rep in range(reps):  # interleave to share any drift in machine load
         tb = bare(vgg, x, n, device, plan)
         tl = engine(content, style, size, n, device, "lbfgs")
         ta = engine(content, style, size, n, device, "adam")
@@ -190,19 +218,31 @@ def main(argv=None):
         tf = engine(content, style, size, n, device, "lbfgs", "fp32") if cl else float("nan")
         rows.append((tb, tl, ta, tn, tf))
     tb, tl, ta, tn, tf = (sorted(col)[len(col) // 2] for col in zip(*rows))  # medians
+    cpu = device.type == "cpu"
+    ob, ol = float("nan"), float("nan")
+    if cpu:  # glibc's usual allocator, in its own interpreter (the engine's settings last for the process)
+        env = dict(os.environ, NSTEDU_MALLOC="system")
+        ob, ol = json.loads(_child([sys.executable, __file__, "--system-allocator"] + (["--quick"] if args.quick else []),
+                                   env)[1].strip().splitlines()[-1])
+    late = engine(content, style, size, n, device, "lbfgs", first=101)  # once: L-BFGS's history full (100 pairs)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     gpu = f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB" if device.type == "cuda" else ""
     h, w = x.shape[-2:]
-    text = (f"Image {w}×{h} (grace_hopper × starry_night), {n} iterations × 3 interleaved repetitions, medians.\n\n"
+    text = (f"Image {w}×{h} (grace_hopper × starry_night), {n} iterations × {reps} interleaved repetitions, medians.\n\n"
             f"| what | ms / iteration | ratio to bare VGG |\n|---|---|---|\n"
             f"| bare VGG-19 forward + input-gradient backward to conv5_1{' (channels_last, as the engine runs)' if cl else ''} | {tb * 1e3:.1f} | 1.00 |\n"
             f"| stylize iteration, L-BFGS | {tl * 1e3:.1f} | **{tl / tb:.3f}** |\n"
             f"| stylize iteration, Adam | {ta * 1e3:.1f} | {ta / tb:.3f} |\n"
             + (f"| bare VGG-19, contiguous NCHW layout (before channels_last) | {tn * 1e3:.1f} | {tn / tb:.3f} |\n"
                f"| stylize iteration, L-BFGS, `precision=\"fp32\"` (NCHW layout) | "
-               f"{tf * 1e3:.1f} | {tf / tb:.3f} |\n" if cl else "") + "\n"
+               f"{tf * 1e3:.1f} | {tf / tb:.3f} |\n" if cl else "")
+            + (f"| bare VGG-19, glibc's usual allocator (`NSTEDU_MALLOC=system`, own interpreter, 3 repetitions) | {ob * 1e3:.1f} | {ob / tb:.3f} |\n"
+               f"| stylize iteration, L-BFGS, glibc's usual allocator | {ol * 1e3:.1f} | {ol / tb:.3f} "
+               f"(to its own bare network: {ol / ob:.3f}) |\n" if cpu else "")
+            + f"| stylize iteration, L-BFGS, evaluations 101–{100 + n} of one run (history of 100 pairs full) | "
+              f"{late * 1e3:.1f} | {late / tb:.3f} |\n\n"
             f"Target: L-BFGS ratio ≤ 1.10 → {'met' if tl / tb <= 1.10 else 'NOT met'}. "
-            f"Peak RSS {peak_rss:.0f} MiB{gpu}.")
+            f"Peak RSS {peak_rss:.0f} MiB{gpu}.\n\n" + (CPU_NOTES if cpu else ""))
     print(text)
     if not args.quick:
         write_section(f"bench_iteration ({device.type})", text)

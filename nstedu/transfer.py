@@ -13,6 +13,7 @@ so far is kept, so a stop, an interrupt or a numerical blow-up still returns the
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -25,8 +26,9 @@ from tqdm.auto import tqdm
 
 from . import control, optimizers
 from .config import INITS, OPTIMIZERS, TransferConfig  # noqa: F401 (OPTIMIZERS, INITS: re-exported)
-from .env import (check_memory, default_device, default_size, explain_out_of_memory,  # noqa: F401 (default_device: re-exported)
-                  matmul_precision, resolve_device)
+from .env import (check_memory, default_device, default_size,  # noqa: F401 (default_device: re-exported)
+                  estimate_memory_gb, explain_out_of_memory, matmul_precision, resolve_device)
+from .allocator import steady_allocator
 from .images import ImageLike, check_min_side, load_image, pil_to_tensor, resize_longest, save_image, tensor_to_pil
 from .objective import (TERMS, LossHistory, Objective, StyleTarget, blend_targets, grams_of,  # noqa: F401
                         prepare_style_targets, style_grams, term_tensor)
@@ -243,8 +245,10 @@ def optimize(objective: Callable, x0: torch.Tensor, cfg: TransferConfig, *, call
     opt = make_optimizer(lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_decay_every, cfg.lr_decay) if cfg.optimizer == "adam" else None
     stop_reason, message, retries = "finished", "", 0
-    tf32 = matmul_precision(getattr(objective, "precision", None))  # TF32 on CUDA as the objective's plan says
-    tf32.__enter__()
+    scope = contextlib.ExitStack()  # closed when the loop ends, however it ends
+    scope.enter_context(matmul_precision(getattr(objective, "precision", None)))  # TF32 on CUDA as the plan says
+    need = estimate_memory_gb(*x.shape[-2:][::-1], cfg.lbfgs_history if project else 0)
+    scope.enter_context(steady_allocator(x.device, need))  # CPU: buffers reused, not faulted in again each iteration
     try:
         while state["evals"] < cfg.steps:
             try:
@@ -281,7 +285,7 @@ def optimize(objective: Callable, x0: torch.Tensor, cfg: TransferConfig, *, call
         except _NonFinite:
             pass
     finally:
-        tf32.__exit__(None, None, None)
+        scope.close()
         if bar is not None:
             bar.close()
     best = state["best_x"].detach().clamp(0, 1).cpu()

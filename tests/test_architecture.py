@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nstedu"
 #: The layer order, bottom first: a module may import (at module level) only modules listed before it.
 #: The same order is drawn in ARCHITECTURE.md; a new module must be placed here.
 LAYERS = [
-    "nstedu.images", "nstedu.outputs", "nstedu.samples", "nstedu.weights", "nstedu.vgg", "nstedu.env",                 # pictures and the network
+    "nstedu.images", "nstedu.outputs", "nstedu.samples", "nstedu.weights", "nstedu.vgg", "nstedu.env", "nstedu.allocator",  # pictures and the network
     "nstedu.losses", "nstedu.flow", "nstedu.metrics", "nstedu.config", "nstedu.objective",          # what is minimized
     "nstedu.optimizers",
     "nstedu.masks", "nstedu.control",                                                 # before / after

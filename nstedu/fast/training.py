@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 
 from .. import samples
 from ..config import NETWORK, OPTIMIZATION, OUTPUT, WEIGHTS, TransferConfig, setting
-from ..env import resolve_device
+from ..allocator import steady_allocator
+from ..env import estimate_memory_gb, resolve_device
 from ..images import IMAGE_EXTENSIONS, ImageError, ImageLike, image_files, load_image, pil_to_tensor
 from ..objective import TERMS, LossHistory, Objective, StyleTarget, style_grams, term_values
 from ..samples import load_style
@@ -237,29 +238,31 @@ def train_fast(style: ImageLike, images=None, config: Optional[FastConfig] = Non
     bar = tqdm(total=cfg.steps, initial=min(start, cfg.steps), desc="train fast", leave=False) if cfg.progress else None
     t0, stop_reason, step = time.perf_counter(), "finished", start
     net.train()
-    try:
-        for step in range(start + 1, cfg.steps + 1):
-            x = crops(cfg.batch_size).to(device)
-            total, parts = loss_fn(net(x), x)
-            values = term_values(parts)  # one device->host transfer for the four terms
-            if not math.isfinite(values[0]):
-                raise FloatingPointError(f"loss became {values[0]} at step {step}: lower lr or the loss weights")
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            opt.step()
-            history.append(step, values, done_before + time.perf_counter() - t0)
+    need = cfg.batch_size * estimate_memory_gb(cfg.size, cfg.size, 0)
+    with steady_allocator(device, need):  # CPU: each step's buffers reused, not faulted in again
+        try:
+            for step in range(start + 1, cfg.steps + 1):
+                x = crops(cfg.batch_size).to(device)
+                total, parts = loss_fn(net(x), x)
+                values = term_values(parts)  # one device->host transfer for the four terms
+                if not math.isfinite(values[0]):
+                    raise FloatingPointError(f"loss became {values[0]} at step {step}: lower lr or the loss weights")
+                opt.zero_grad(set_to_none=True)
+                total.backward()
+                opt.step()
+                history.append(step, values, done_before + time.perf_counter() - t0)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{history['total'][-1]:.3g}", refresh=False)
+                if callback is not None:
+                    callback(step, dict(zip(TERMS, values)))
+                if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+                    save(step)
+        except KeyboardInterrupt:
+            stop_reason, step = "interrupted", history["step"][-1] if history["step"] else start
+        finally:
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{history['total'][-1]:.3g}", refresh=False)
-            if callback is not None:
-                callback(step, dict(zip(TERMS, values)))
-            if step % cfg.checkpoint_every == 0 and step < cfg.steps:
-                save(step)
-    except KeyboardInterrupt:
-        stop_reason, step = "interrupted", history["step"][-1] if history["step"] else start
-    finally:
-        if bar is not None:
-            bar.close()
+                bar.close()
     save(step)
     net.eval()
     return FastTraining(FastStylizer(net, dict(meta, steps_trained=step), device), history,

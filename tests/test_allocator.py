@@ -1,0 +1,112 @@
+"""The CPU allocator setting of a run (``nstedu.allocator.steady_allocator``): inside the block a freed 40 MB buffer is
+reused without page faults (outside, glibc maps and unmaps it every time: ~10,000 faults per round), the memory goes
+back to the kernel when the block ends, and the block does nothing when its estimate does not fit the available
+memory or with ``NSTEDU_MALLOC=system``. Each case runs in a fresh interpreter (mallopt settings are per process)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nstedu.allocator import _glibc
+
+pytestmark = pytest.mark.skipif(_glibc() is None, reason="glibc on Linux only (elsewhere the setting does nothing)")
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = 40_000_000 // 4096  # pages of one 40 MB buffer: above glibc's largest mmap threshold (32 MiB)
+
+SCRIPT = """
+import json, resource, sys, torch
+from nstedu.allocator import steady_allocator, available_memory_gb
+
+def faults(rounds=4, floats=10_000_000):  # minor page faults per round of: allocate 40 MB, write it, free it
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(rounds):
+        t = torch.ones(floats)
+        del t
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / rounds
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 1e6
+
+need = float(sys.argv[1]) * available_memory_gb() if len(sys.argv) > 1 else None
+out = {"outside": faults()}
+with steady_allocator("cpu", need):
+    faults(2)  # the first rounds grow the heap
+    out["inside"] = faults()
+    out["rss_inside"] = rss_mb()
+out["rss_after"] = rss_mb()
+faults(2)
+out["after"] = faults(floats=25_000_000)  # 100 MB
+print(json.dumps(out))
+"""
+
+
+def run(*args, **env):
+    environ = dict(os.environ, PYTHONPATH=str(ROOT), **env)
+    done = subprocess.run([sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True, env=environ, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_freed_buffers_are_reused_inside_and_handed_back_after():
+    r = run()
+    assert r["outside"] > 0.8 * PAGES  # glibc maps every 40 MB buffer anew: each page faults in again
+    assert r["inside"] < 0.02 * PAGES  # the heap keeps the freed buffer: no page is faulted in again
+    assert r["rss_inside"] - r["rss_after"] > 30  # malloc_trim at the end gave the 40 MB back
+    assert r["after"] > 0.8 * 2.5 * PAGES  # and back to glibc's usual: a freed 100 MB block goes back to the kernel
+
+
+def test_a_run_that_would_not_fit_keeps_the_usual_allocator():
+    r = run("0.9")  # an estimate of 90 % of the available memory: with the fragmentation margin it does not fit
+    assert r["inside"] > 0.8 * PAGES
+
+
+def test_nstedu_malloc_system_switches_it_off():
+    r = run(NSTEDU_MALLOC="system")
+    assert r["inside"] > 0.8 * PAGES
+
+
+def _recorder(monkeypatch, module):
+    """Replace ``module.steady_allocator`` with one that records its arguments and whether the work ran inside it."""
+    import contextlib
+
+    seen = []
+
+    @contextlib.contextmanager
+    def recording(device, need_gb=None):
+        seen.append({"device": str(device), "need": need_gb, "open": True})
+        try:
+            yield
+        finally:
+            seen[-1]["open"] = False
+    monkeypatch.setattr(module, "steady_allocator", recording)
+    return seen
+
+
+def test_the_optimizer_loop_runs_inside_it_with_its_memory_estimate(monkeypatch):
+    from nstedu import transfer
+    from nstedu.env import estimate_memory_gb
+
+    seen = _recorder(monkeypatch, transfer)
+    inside = []
+    r = transfer.run_style_transfer("grace_hopper", "starry_night", size=48, steps=3, progress=False, device="cpu",
+                                    callback=lambda info: inside.append(seen[-1]["open"]), callback_every=1)
+    h, w = r.tensor.shape[-2:]
+    assert [s["device"] for s in seen] == ["cpu"] and inside == [True, True, True] and not seen[0]["open"]
+    assert seen[0]["need"] == pytest.approx(estimate_memory_gb(w, h, 100))  # L-BFGS: its history counts
+
+
+def test_fast_training_runs_inside_it(monkeypatch, tmp_path):
+    from nstedu.env import estimate_memory_gb
+    from nstedu.fast import training
+
+    seen = _recorder(monkeypatch, training)
+    inside = []
+    training.train_fast("starry_night", steps=2, size=32, batch_size=2, width=4, res_blocks=1, progress=False,
+                        checkpoint=tmp_path / "m.pth", callback=lambda step, terms: inside.append(seen[-1]["open"]))
+    assert inside == [True, True] and not seen[0]["open"]
+    assert seen[0]["need"] == pytest.approx(2 * estimate_memory_gb(32, 32, 0))
