@@ -31,8 +31,8 @@ formulas with each term divided by its target's energy (:func:`relative_content_
 (measured) so that Gatys et al.'s α/β range keeps its meaning: 5e-3 keeps more of the photo, 1e-3 is balanced,
 5e-4 leans to the painting. TV is the mean squared difference of neighbouring pixels (values in [0, 1]).
 Relative errors and means do not grow with the pixel count, so the same α/β gives the same balance at any size
-(measured, converged, at 256 / 512 / 1024 px: content distance within ±8 %, relu1_1…relu4_1 errors unchanged; only
-relu5_1, whose map is 16 × 16 at 256 px, is matched better at large sizes, 0.100 → 0.035; ``benchmarks/RESULTS.md``)
+(measured, converged, at 256 / 512 / 1024 px: content distance within ±6 %, relu1_1…relu4_1 errors unchanged; only
+relu5_1, whose map is 16 × 16 at 256 px, is matched better at large sizes, 0.146 → 0.054; ``benchmarks/RESULTS.md``)
 (``size_invariant=True``); with ``size_invariant=False`` the content and TV terms grow with the pixel count like
 Gatys et al.'s plain sums (equal to the invariant form at :data:`REFERENCE_PIXELS`).
 """
