@@ -180,8 +180,10 @@ bandwidth rather than arithmetic (`--lbfgs-history` trades it against the qualit
 The allocator rows: glibc hands blocks of several MB back to the kernel when they are freed, and the kernel
 zero-fills every page again on first touch, ≈ 9,000–20,000 page faults per 256 px iteration. During a run
 `nstedu.allocator.steady_allocator` keeps freed blocks in the heap (none at all are faulted in again); at 1024 px
-the same setting takes an iteration from ≈ 4.2 s to ≈ 3.1 s, at +27 % peak memory, which is why a run whose
-estimate does not fit with that margin keeps glibc's behaviour.
+the same setting takes an iteration from ≈ 4.1 s to ≈ 3.1 s, at +25 % peak memory. So a run whose estimate does
+not fit with that margin, or of a megapixel or more (where the network's recomputed first block fragments the heap:
+7.70 instead of 5.04 GiB at 1920×1080), keeps only blocks up to 32 MiB: the 1920×1080 multi-scale run of
+bench_multiscale took 136 s instead of 144 s with glibc's allocator, peak 4.97 GiB instead of 5.04 GiB.
 """
 
 

@@ -13,14 +13,20 @@ import torch
 
 #: glibc's ``mallopt`` parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
-#: Inside :func:`steady_allocator`: no block handed to the kernel, none given back until the heap's free top passes 2 GiB.
-_STEADY = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1))
+#: Inside :func:`steady_allocator`, *full* mode: no block handed to the kernel, none given back until the heap's free
+#: top passes 2 GiB. *Partial* mode: blocks up to 32 MiB (glibc's largest threshold) from the heap, larger ones mapped.
+_FULL = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1))
+_PARTIAL = ((_M_MMAP_MAX, 65536), (_M_MMAP_THRESHOLD, 32 * 2**20), (_M_TRIM_THRESHOLD, 2**31 - 1))
 #: After it: what glibc's adaptive defaults settle at once a large block has been freed (blocks over 32 MiB mapped
 #: on their own, the heap trimmed above 64 MiB free); ``mallopt`` cannot switch the adaptation itself back on.
 _USUAL = ((_M_MMAP_MAX, 65536), (_M_MMAP_THRESHOLD, 32 * 2**20), (_M_TRIM_THRESHOLD, 64 * 2**20))
-#: The heap's peak over the run's own need when it keeps freed blocks (they fragment): 3.76 GB instead of 2.95 GB
-#: at 1024 px (+27 %), none at 256 px. A run uses the steady heap only where its estimate times this fits.
+#: The heap's peak over the run's own need in full mode (freed blocks fragment): 3.65 GB instead of 2.91 GB at
+#: 1024 px (+25 %), none at 256 px. Full mode only where the run's estimate times this fits the available memory.
 STEADY_MEMORY_FACTOR = 1.35
+#: Full mode only below this many pixels: from 1 megapixel on the network recomputes its first block during the
+#: backward pass (``VGG19Features.checkpoint_pixels``), and in a heap that never maps blocks of their own those
+#: buffers fragment it: at 1920×1080, 7.70 GiB peak instead of 5.04 GiB, and no faster than partial mode (4.97 GiB).
+FULL_MAX_PIXELS = 1_000_000
 _allocator = {"libc": None, "depth": 0, "lock": threading.Lock()}
 
 
@@ -54,27 +60,33 @@ def available_memory_gb() -> Optional[float]:
 
 
 @contextlib.contextmanager
-def steady_allocator(device: Union[str, torch.device, None] = "cpu", need_gb: Optional[float] = None):
+def steady_allocator(device: Union[str, torch.device, None] = "cpu", need_gb: Optional[float] = None,
+                     pixels: Optional[int] = None):
     """Within the block, memory freed on the CPU stays in the process for reuse instead of going back to the
     kernel; at the end of the outermost block it is handed back (``malloc_trim``).
 
     Every iteration allocates and frees the same activation- and gradient-sized buffers, megabytes each. glibc maps
     blocks that large on their own and unmaps them when freed, so each iteration faults every page in again,
     zero-filled: ≈ 9,000 page faults per 256 px iteration for the bare network, ≈ 12,000 for the engine, a million
-    at 1024 px. With ``mallopt(M_MMAP_MAX, 0)`` and a 2 GiB trim threshold the heap keeps them, on a 2-core CPU:
-    ≈ −10 % per iteration at 256 px, ≈ −25 % at 1024 px, −6 % per fast-training step (``benchmarks/RESULTS.md``,
-    engine overhead). The price is fragmentation (:data:`STEADY_MEMORY_FACTOR`), so with ``need_gb`` (the run's estimate,
-    :func:`nstedu.env.estimate_memory_gb`) the block does nothing unless that much more fits in the available memory. Also
-    nothing outside Linux/glibc, on other devices, or with ``NSTEDU_MALLOC=system``.
+    at 1024 px. In *full* mode (``mallopt(M_MMAP_MAX, 0)``, a 2 GiB trim threshold) the heap keeps them all, on a
+    2-core CPU: ≈ −10 % per iteration at 256 px, ≈ −25 % at 1024 px, −6 % per fast-training step
+    (``benchmarks/RESULTS.md``, engine overhead). Its price is fragmentation, so a run whose estimate ``need_gb``
+    (:func:`nstedu.env.estimate_memory_gb`) times :data:`STEADY_MEMORY_FACTOR` does not fit the available memory, or
+    whose image has ``pixels`` ≥ :data:`FULL_MAX_PIXELS`, gets *partial* mode: blocks up to 32 MiB kept, larger
+    ones mapped as usual (no memory cost measured: a 1920×1080 multi-scale run took 136 s instead of 144 s,
+    peak 4.97 GiB instead of 5.04 GiB). Nothing at all outside Linux/glibc, on other devices, or with
+    ``NSTEDU_MALLOC=system``.
     """
     libc = _glibc() if torch.device(device).type == "cpu" else None
-    free = available_memory_gb() if libc is not None and need_gb is not None else None
-    if libc is None or (free is not None and STEADY_MEMORY_FACTOR * need_gb > free):
+    if libc is None:
         yield
         return
+    free = available_memory_gb() if need_gb is not None else None
+    full = ((free is None or STEADY_MEMORY_FACTOR * need_gb <= free)
+            and (pixels is None or pixels < FULL_MAX_PIXELS))
     with _allocator["lock"]:
         if _allocator["depth"] == 0:
-            for param, value in _STEADY:
+            for param, value in _FULL if full else _PARTIAL:
                 libc.mallopt(param, value)
         _allocator["depth"] += 1
     try:

@@ -247,8 +247,8 @@ def optimize(objective: Callable, x0: torch.Tensor, cfg: TransferConfig, *, call
     stop_reason, message, retries = "finished", "", 0
     scope = contextlib.ExitStack()  # closed when the loop ends, however it ends
     scope.enter_context(matmul_precision(getattr(objective, "precision", None)))  # TF32 on CUDA as the plan says
-    need = estimate_memory_gb(*x.shape[-2:][::-1], cfg.lbfgs_history if project else 0)
-    scope.enter_context(steady_allocator(x.device, need))  # CPU: buffers reused, not faulted in again each iteration
+    need = estimate_memory_gb(*x.shape[-2:][::-1], cfg.lbfgs_history if project else 0)  # CPU: buffers reused,
+    scope.enter_context(steady_allocator(x.device, need, x.shape[-2] * x.shape[-1]))  # not faulted in again
     try:
         while state["evals"] < cfg.steps:
             try:

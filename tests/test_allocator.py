@@ -1,7 +1,7 @@
 """The CPU allocator setting of a run (``nstedu.allocator.steady_allocator``): inside the block a freed 40 MB buffer is
 reused without page faults (outside, glibc maps and unmaps it every time: ~10,000 faults per round), the memory goes
-back to the kernel when the block ends, and the block does nothing when its estimate does not fit the available
-memory or with ``NSTEDU_MALLOC=system``. Each case runs in a fresh interpreter (mallopt settings are per process)."""
+back to the kernel when the block ends; in partial mode (the estimate does not fit the available memory, or 2
+megapixels) only blocks up to 32 MiB are kept; with ``NSTEDU_MALLOC=system`` nothing changes. Each case runs in a fresh interpreter (mallopt settings are per process)."""
 import json
 import os
 import subprocess
@@ -43,11 +43,14 @@ def rss_mb():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096 / 1e6
 
-need = float(sys.argv[1]) * available_memory_gb() if len(sys.argv) > 1 else None
+need = float(sys.argv[1]) * available_memory_gb() if len(sys.argv) > 1 and sys.argv[1] != "-" else None
+pixels = int(sys.argv[2]) if len(sys.argv) > 2 else None
 out = {"outside": faults()}
-with steady_allocator("cpu", need):
-    faults(2)  # the first rounds grow the heap
+with steady_allocator("cpu", need, pixels):
+    faults(4)  # the first rounds grow the heap (to two blocks, at most)
     out["inside"] = faults()
+    faults(4, floats=5_000_000)
+    out["inside_20mb"] = faults(floats=5_000_000)  # below glibc's largest mmap threshold (32 MiB)
     out["rss_inside"] = rss_mb()
 out["rss_after"] = rss_mb()
 faults(2)
@@ -73,9 +76,13 @@ def test_freed_buffers_are_reused_inside_and_handed_back_after():
 
 
 @counts_pages
-def test_a_run_that_would_not_fit_keeps_the_usual_allocator():
-    r = run("0.9")  # an estimate of 90 % of the available memory: with the fragmentation margin it does not fit
+@pytest.mark.parametrize("args", [("0.9",), ("-", "2000000")], ids=["estimate does not fit", "2 megapixels"])
+def test_partial_mode_keeps_only_blocks_up_to_32_mib(args):
+    # an estimate of 90 % of the available memory (with the fragmentation margin it does not fit), or an image of 2
+    # megapixels (the network recomputes its first block: fragmentation): blocks over 32 MiB are mapped as usual
+    r = run(*args)
     assert r["inside"] > 0.8 * PAGES
+    assert r["inside_20mb"] < 0.02 * PAGES / 2  # smaller ones are kept
 
 
 @counts_pages
@@ -91,8 +98,8 @@ def _recorder(monkeypatch, module):
     seen = []
 
     @contextlib.contextmanager
-    def recording(device, need_gb=None):
-        seen.append({"device": str(device), "need": need_gb, "open": True})
+    def recording(device, need_gb=None, pixels=None):
+        seen.append({"device": str(device), "need": need_gb, "pixels": pixels, "open": True})
         try:
             yield
         finally:
@@ -112,6 +119,7 @@ def test_the_optimizer_loop_runs_inside_it_with_its_memory_estimate(monkeypatch)
     h, w = r.tensor.shape[-2:]
     assert [s["device"] for s in seen] == ["cpu"] and inside == [True, True, True] and not seen[0]["open"]
     assert seen[0]["need"] == pytest.approx(estimate_memory_gb(w, h, 100))  # L-BFGS: its history counts
+    assert seen[0]["pixels"] == w * h
 
 
 def test_fast_training_runs_inside_it(monkeypatch, tmp_path):
@@ -123,4 +131,4 @@ def test_fast_training_runs_inside_it(monkeypatch, tmp_path):
     training.train_fast("starry_night", steps=2, size=32, batch_size=2, width=4, res_blocks=1, progress=False,
                         checkpoint=tmp_path / "m.pth", callback=lambda step, terms: inside.append(seen[-1]["open"]))
     assert inside == [True, True] and not seen[0]["open"]
-    assert seen[0]["need"] == pytest.approx(2 * estimate_memory_gb(32, 32, 0))
+    assert seen[0]["need"] == pytest.approx(2 * estimate_memory_gb(32, 32, 0)) and seen[0]["pixels"] == 32 * 32

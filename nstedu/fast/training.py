@@ -239,7 +239,7 @@ def train_fast(style: ImageLike, images=None, config: Optional[FastConfig] = Non
     t0, stop_reason, step = time.perf_counter(), "finished", start
     net.train()
     need = cfg.batch_size * estimate_memory_gb(cfg.size, cfg.size, 0)
-    with steady_allocator(device, need):  # CPU: each step's buffers reused, not faulted in again
+    with steady_allocator(device, need, cfg.size ** 2):  # CPU: each step's buffers reused, not faulted in again
         try:
             for step in range(start + 1, cfg.steps + 1):
                 x = crops(cfg.batch_size).to(device)
