@@ -63,6 +63,7 @@ def test_every_page_loads_with_its_images_and_no_errors(site):
     lessons = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))
     assert [p for p in pages if p.startswith("notebooks/")] == [f"notebooks/{n}.html" for n in lessons]
     assert any(p.startswith("exercises/") for p in pages)
+    assert (html / "favicon.ico").is_file()  # asked for by pages without an icon link (index.html redirects)
     assert not (html / "solutions").exists() and "BEGIN SOLUTION" not in "".join(
         (html / p).read_text() for p in pages)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ Exit status 1 if a lesson raised or the book did not build.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import shutil
 import subprocess
@@ -41,6 +42,22 @@ def _mathjax(dest: Path) -> None:
     shutil.copytree(Path(spec.origin).parent / "static" / "mathjax", dest, dirs_exist_ok=True)
 
 
+def _favicon_ico(dest: Path) -> None:
+    """``/favicon.ico``, the picture of ``site/favicon.svg`` drawn with PIL: a page without an icon link (the
+    redirecting ``index.html``) makes the browser ask for it, and a 404 is a console error (the site test saw it
+    on some runs and not on others)."""
+    from PIL import Image, ImageDraw
+
+    im = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(im)
+    draw.rounded_rectangle((0, 0, 63, 63), radius=12, fill="#1f3b73")
+    wave = [(8 + 48 * t / 40, 44 - 14 * math.sin(math.pi * 2 * t / 40)) for t in range(41)]  # the SVG's two arcs
+    draw.line(wave, fill="#f2c14e", width=6, joint="curve")
+    draw.ellipse((42, 12, 54, 24), fill="#f2c14e")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    im.save(dest, sizes=[(16, 16), (32, 32), (64, 64)])
+
+
 def _offline(nb) -> None:
     """The Colab badge is an image on colab.research.google.com: keep the link, as text, so pages load nothing
     from other hosts."""
@@ -62,6 +79,7 @@ def write_book_files(src: Path, quick: bool, lessons, exercises) -> None:
     toc += [f"      - file: exercises/{p.stem}" for p in exercises]
     (src / "_toc.yml").write_text("\n".join(toc) + "\n")
     _mathjax(src / "_extra" / "mathjax")
+    _favicon_ico(src / "_extra" / "favicon.ico")
 
 
 def _reusable(path: Path, reuse: Path | None):
