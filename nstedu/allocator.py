@@ -47,6 +47,15 @@ def _glibc():
     return _allocator["libc"] or None
 
 
+def describe() -> str:
+    """What :func:`steady_allocator` does in this process, in words (``nstedu info``)."""
+    if os.environ.get("NSTEDU_MALLOC", "").strip().lower() == "system":
+        return "the system's (NSTEDU_MALLOC=system)"
+    if _glibc() is None:
+        return "the system's (keeping freed buffers needs glibc on Linux)"
+    return "glibc, freed buffers kept during CPU runs (NSTEDU_MALLOC=system turns it off)"
+
+
 def available_memory_gb() -> Optional[float]:
     """The memory (GB) the kernel can give this process now (``MemAvailable``), on Linux; else None."""
     try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
 
-from . import batch, cli_video, multiscale, samples, transfer
+from . import allocator, batch, cli_video, multiscale, samples, transfer
 from .arguments import count, join_negative_values, one_line_warnings, started, value_flags
 from .config import CONTROL, NETWORK, OPTIMIZATION, OUTPUT, WEIGHTS, TransferConfig
 from .env import info
@@ -281,7 +281,7 @@ def _run_samples(args) -> int:
 
 
 def _run_info(args) -> int:
-    for k, v in info().items():
+    for k, v in {**info(), "cpu_allocator": allocator.describe()}.items():
         print(f"{k:<20} {v}")
     return 0
 

@@ -6,9 +6,11 @@ import sys
 import pytest
 from PIL import Image
 
+from nstedu import allocator
 
-def nstedu(*args, cwd=None):
-    env = dict(os.environ, NSTEDU_OFFLINE="1", OMP_NUM_THREADS="2")
+
+def nstedu(*args, cwd=None, **environ):
+    env = dict(os.environ, NSTEDU_OFFLINE="1", OMP_NUM_THREADS="2", **environ)
     return subprocess.run([sys.executable, "-m", "nstedu", *map(str, args)], capture_output=True, text=True, cwd=cwd,
                           env=env, timeout=300)
 
@@ -46,6 +48,10 @@ def test_samples_and_info():
     assert r.returncode == 0 and "starry_night" in r.stdout and "public domain" in r.stdout
     r = nstedu("info")
     assert r.returncode == 0 and "weights_caffe" in r.stdout and "vgg19_weights" in r.stdout
+    glibc = allocator._glibc() is not None  # (None also with NSTEDU_MALLOC=system in this environment)
+    assert ("freed buffers kept during CPU runs" in r.stdout) == glibc
+    r = nstedu("info", NSTEDU_MALLOC="system")
+    assert "cpu_allocator        the system's (NSTEDU_MALLOC=system)" in r.stdout
 
 
 @pytest.mark.parametrize("args,match", [
