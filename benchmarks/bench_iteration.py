@@ -187,6 +187,11 @@ bench_multiscale took 136 s instead of 144 s with glibc's allocator, peak 4.97 G
 """
 
 
+def medians(rows):
+    """The median of each column of ``rows`` (odd counts)."""
+    return [sorted(col)[len(col) // 2] for col in zip(*rows)]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (64 px, few iterations), no RESULTS.md")
@@ -206,7 +211,7 @@ def main(argv=None):
     engine(content, style, size, 3, device)
     if args.system_allocator:  # a fresh interpreter that never changes glibc's settings
         rows = [(bare(vgg, x, n, device, plan), engine(content, style, size, n, device)) for _ in range(3)]
-        print(json.dumps([sorted(col)[1] for col in zip(*rows)]))
+        print(json.dumps(medians(rows)))
         return
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -219,7 +224,7 @@ def main(argv=None):
         tn = bare(vgg, x, n, device) if cl else float("nan")
         tf = engine(content, style, size, n, device, "lbfgs", "fp32") if cl else float("nan")
         rows.append((tb, tl, ta, tn, tf))
-    tb, tl, ta, tn, tf = (sorted(col)[len(col) // 2] for col in zip(*rows))  # medians
+    tb, tl, ta, tn, tf = medians(rows)
     cpu = device.type == "cpu"
     ob, ol = float("nan"), float("nan")
     if cpu:  # glibc's usual allocator, in its own interpreter (the engine's settings last for the process)

@@ -11,23 +11,31 @@ from typing import Optional, Union
 
 import torch
 
+from .vgg import VGG19Features
+
 #: glibc's ``mallopt`` parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
+#: glibc's largest mmap threshold (``mallopt`` refuses more): blocks above it are always mapped on their own.
+_LARGEST_THRESHOLD = 32 * 2**20
 #: Inside :func:`steady_allocator`, *full* mode: no block handed to the kernel, none given back until the heap's free
 #: top passes 2 GiB. *Partial* mode: blocks up to 32 MiB (glibc's largest threshold) from the heap, larger ones mapped.
 _FULL = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1))
-_PARTIAL = ((_M_MMAP_MAX, 65536), (_M_MMAP_THRESHOLD, 32 * 2**20), (_M_TRIM_THRESHOLD, 2**31 - 1))
+_PARTIAL = ((_M_MMAP_MAX, 65536), (_M_MMAP_THRESHOLD, _LARGEST_THRESHOLD), (_M_TRIM_THRESHOLD, 2**31 - 1))
 #: After it: what glibc's adaptive defaults settle at once a large block has been freed (blocks over 32 MiB mapped
 #: on their own, the heap trimmed above 64 MiB free); ``mallopt`` cannot switch the adaptation itself back on.
-_USUAL = ((_M_MMAP_MAX, 65536), (_M_MMAP_THRESHOLD, 32 * 2**20), (_M_TRIM_THRESHOLD, 64 * 2**20))
+_USUAL = ((_M_MMAP_MAX, 65536), (_M_MMAP_THRESHOLD, _LARGEST_THRESHOLD), (_M_TRIM_THRESHOLD, 2 * _LARGEST_THRESHOLD))
 #: The heap's peak over the run's own need in full mode (freed blocks fragment): 3.65 GB instead of 2.91 GB at
 #: 1024 px (+25 %), none at 256 px. Full mode only where the run's estimate times this fits the available memory.
 STEADY_MEMORY_FACTOR = 1.35
-#: Full mode only below this many pixels: from 1 megapixel on the network recomputes its first block during the
-#: backward pass (``VGG19Features.checkpoint_pixels``), and in a heap that never maps blocks of their own those
-#: buffers fragment it: at 1920×1080, 7.70 GiB peak instead of 5.04 GiB, and no faster than partial mode (4.97 GiB).
-FULL_MAX_PIXELS = 1_000_000
+#: Full mode only below this many pixels: from there on the network recomputes its first block during the backward
+#: pass, and in a heap that never maps blocks of their own those buffers fragment it: at 1920×1080, 7.70 GiB peak
+#: instead of 5.04 GiB, and no faster than partial mode (4.97 GiB).
+FULL_MAX_PIXELS = VGG19Features.checkpoint_pixels
 _allocator = {"libc": None, "depth": 0, "lock": threading.Lock()}
+
+
+def _switched_off() -> bool:
+    return os.environ.get("NSTEDU_MALLOC", "").strip().lower() == "system"
 
 
 def _glibc():
@@ -42,14 +50,12 @@ def _glibc():
                 _allocator["libc"] = libc
             except (OSError, AttributeError):
                 pass
-    if os.environ.get("NSTEDU_MALLOC", "").strip().lower() == "system":
-        return None
-    return _allocator["libc"] or None
+    return None if _switched_off() else _allocator["libc"] or None
 
 
 def describe() -> str:
     """What :func:`steady_allocator` does in this process, in words (``nstedu info``)."""
-    if os.environ.get("NSTEDU_MALLOC", "").strip().lower() == "system":
+    if _switched_off():
         return "the system's (NSTEDU_MALLOC=system)"
     if _glibc() is None:
         return "the system's (keeping freed buffers needs glibc on Linux)"
