@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Optional, Sequence
 
 from . import losses as L
+from .style_stats import STYLE_LOSSES
 from .env import PRECISIONS
 from .images import MIN_SIDE
 from .vgg import POOLINGS, check_layers, check_pooling
@@ -76,6 +77,9 @@ class TransferConfig:
                                           "painting", NETWORK, metavar="L1,L2")
     style_layer_weights: Optional[Sequence[float]] = setting(None, "w_l, one per style layer", NETWORK,
                                                              metavar="W1,W2", default_text="0.2,0.2,0.2,0.3,0.1 (other layers: 1/L each)")
+    style_loss: str = setting("gram", "what style is: gram (Gatys), meanstd (per-channel mean and std, AdaIN), swd (sliced "
+                              "Wasserstein: the whole distribution), mrf (3×3 patches, Li & Wand)", WEIGHTS,
+                              choices=STYLE_LOSSES)
     optimizer: str = setting("lbfgs", "lbfgs (strong-Wolfe line search) or adam", OPTIMIZATION, choices=OPTIMIZERS)
     lr: Optional[float] = setting(None, "step size (pixels are in [0, 1])", OPTIMIZATION, metavar="X",
                                   default_text="1.0 for lbfgs, 0.02 for adam")

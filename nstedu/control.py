@@ -29,6 +29,7 @@ from typing import Optional, Sequence, Union
 import torch
 from PIL import Image, ImageEnhance
 
+from . import style_stats as S
 from .config import TransferConfig, check_enhancement, style_size
 from .env import PrecisionPlan, precision_for
 from .images import ImageLike, pil_to_tensor, tensor_to_pil
@@ -47,22 +48,31 @@ __all__ = ["apply_strength", "rgb_to_yiq", "yiq_to_rgb", "luminance_rgb", "match
 
 @torch.no_grad()
 def apply_strength(targets: Sequence[StyleTarget], vgg, content: torch.Tensor, strength: float,
-                   layers: Sequence[str], plan: Optional[PrecisionPlan] = None) -> list[StyleTarget]:
+                   layers: Sequence[str], plan: Optional[PrecisionPlan] = None, statistic: str = "gram",
+                   seed: int = 0) -> list[StyleTarget]:
     r"""Blend each target's Grams with the content's own: :math:`(1 - s)\,\hat G_c + s\,\hat A`.
 
     ``content`` ``(1, 3, H, W)`` in [0, 1] at the result's size; a masked target is blended with the Gram of the
     same region of the content; the network runs as ``plan`` says, like it did for the style targets. ``strength`` 1
     returns the targets unchanged; 0 returns no targets at all (the photo is its own optimum, and a style term that
-    is flat there only makes the line search stumble)."""
+    is flat there only makes the line search stumble). Another ``statistic`` (:mod:`nstedu.style_stats`) blends its
+    own targets (:func:`~nstedu.style_stats.blend`; not ``mrf``: patches cannot be mixed)."""
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"style strength must be between 0 and 1, got {strength!r}")
     if strength >= 1.0:
         return list(targets)
     if strength == 0.0:
         return []
+    if statistic == "mrf":
+        raise ValueError("style_strength < 1 needs style_loss gram, meanstd or swd (mrf's patches cannot be blended)")
     feats = network_features(vgg, content, layers, plan)
     out = []
     for t in targets:
+        if statistic != "gram":
+            own = {k: S.statistic_of(statistic, feats[k], seed) for k in t.grams}
+            out.append(replace(t, grams={k: S.blend(statistic, [own[k], t.grams[k]], [1 - strength, strength])
+                                         for k in t.grams}))
+            continue
         own = grams_of(feats, t.mask)
         out.append(replace(t, grams={k: (1 - strength) * own[k] + strength * t.grams[k] for k in t.grams}))
     return out
@@ -222,7 +232,8 @@ def prepare(photo: Image.Image, style: Union[ImageLike, Sequence[ImageLike], Non
     if mask_t is not None:
         style_targets = apply_mask(style_targets, mask_t, w, h, device)
     if config.style_strength < 1 and config.style_weight > 0:
-        style_targets = apply_strength(style_targets, vgg, content_t, config.style_strength, config.style_layers,
-                                       precision_for(config.precision, device))
+        style_targets = apply_strength(style_targets, vgg, content_t, config.style_strength,
+                                       S.layers_for(config.style_loss, config.style_layers),
+                                       precision_for(config.precision, device), config.style_loss, config.seed)
     return Prepared(photo_t, content_t, style_targets, mask_t, mask_t is not None and as_mask(mask).composite,
                     luminance_only)

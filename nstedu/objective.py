@@ -22,6 +22,7 @@ from typing import Optional, Sequence, Union
 import torch
 
 from . import losses as L
+from . import style_stats as S
 from .config import TransferConfig, style_size
 from .env import PrecisionPlan, precision_for
 from .images import ImageLike, pil_to_tensor
@@ -102,7 +103,8 @@ class LossHistory(dict):
 # ---------------------------------------------------------------------------------------------- targets
 @dataclass
 class StyleTarget:
-    """Gram matrices to match: ``grams[layer]`` is ``(1, C, C)``. ``mask`` ``(1, 1, H, W)`` in [0, 1] at the
+    """Statistics to match: ``grams[layer]`` is the normalized Gram ``(1, C, C)`` (or, with another
+    ``TransferConfig.style_loss``, that statistic's target, :mod:`nstedu.style_stats`). ``mask`` ``(1, 1, H, W)`` in [0, 1] at the
     result's resolution restricts this style to a region (``None``: everywhere); ``weight`` scales its loss."""
 
     grams: dict
@@ -117,18 +119,24 @@ def grams_of(feats: dict, mask: Optional[torch.Tensor] = None) -> dict:
 
 
 def style_grams(vgg: VGG19Features, style: torch.Tensor, layers: Sequence[str], mask: Optional[torch.Tensor] = None,
-                plan: Optional[PrecisionPlan] = None) -> dict:
+                plan: Optional[PrecisionPlan] = None, statistic: str = "gram", seed: int = 0) -> dict:
     """Normalized Gram matrices of ``style`` ``(1, 3, H, W)`` in [0, 1] at ``layers`` (optionally of a masked region),
-    the network run as ``plan`` says (:func:`network_features`)."""
+    the network run as ``plan`` says (:func:`network_features`); with another ``statistic``, its targets
+    (:func:`nstedu.style_stats.statistic_of`; ``seed`` draws the ``swd`` directions)."""
     with torch.no_grad():
-        return grams_of(network_features(vgg, style, layers, plan), mask)
+        feats = network_features(vgg, style, layers, plan)
+        if statistic == "gram":
+            return grams_of(feats, mask)
+        if mask is not None:
+            raise ValueError(f"masks need style_loss='gram' (got style_loss={statistic!r})")
+        return {k: S.statistic_of(statistic, v, seed) for k, v in feats.items()}
 
 
-def blend_targets(targets: Sequence[dict], weights: Optional[Sequence[float]] = None) -> dict:
+def blend_targets(targets: Sequence[dict], weights: Optional[Sequence[float]] = None, statistic: str = "gram") -> dict:
     r"""Weighted average of several styles' Grams: :math:`\bar A = \sum_k w_k A_k / \sum_k w_k`.
 
     Matching :math:`\bar A` has the same gradient as minimizing :math:`\sum_k w_k \|G - A_k\|^2` (they differ by
-    a constant), so this *is* multi-style blending (e.g. 60/40)."""
+    a constant), so this *is* multi-style blending (e.g. 60/40). Other statistics: :func:`nstedu.style_stats.blend`."""
     if weights is None:
         weights = [1.0] * len(targets)
     if len(weights) != len(targets):
@@ -136,19 +144,26 @@ def blend_targets(targets: Sequence[dict], weights: Optional[Sequence[float]] = 
     total = float(sum(weights))
     if total <= 0:
         raise ValueError(f"style_blend weights must not all be zero, got {list(weights)}")
+    if statistic != "gram":
+        return {k: S.blend(statistic, [t[k] for t in targets], weights) for k in targets[0]}
     return {k: sum(w * t[k] for w, t in zip(weights, targets)) / total for k in targets[0]}
 
 
 def prepare_style_targets(style: Union[ImageLike, Sequence[ImageLike]], vgg: VGG19Features, config: TransferConfig,
                           size: int, device: Union[str, torch.device]) -> list[StyleTarget]:
-    """Load one or several style images (each resized to ``size × style_scale``) into blended Gram targets."""
+    """Load one or several style images (each resized to ``size × style_scale``) into blended targets of
+    ``config.style_loss`` (Gram matrices by default)."""
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
     if not styles:
         raise ValueError("no style image given")
     side = style_size(size, config.style_scale)
     plan = precision_for(config.precision, device)
-    grams = [style_grams(vgg, pil_to_tensor(load_style(s, side), device), config.style_layers, plan=plan) for s in styles]
-    return [StyleTarget(blend_targets(grams, config.style_blend))]
+    stat = config.style_loss
+    S.check_style_loss(stat)
+    layers = S.layers_for(stat, config.style_layers)
+    grams = [style_grams(vgg, pil_to_tensor(load_style(s, side), device), layers, plan=plan, statistic=stat, seed=config.seed)
+             for s in styles]
+    return [StyleTarget(blend_targets(grams, config.style_blend, stat))]
 
 
 # -------------------------------------------------------------------------------------------- objective
@@ -173,13 +188,21 @@ class Objective:
         self.vgg, self.config, self.relative = vgg, config, relative
         keep = (lambda w: w > 0) if skip_unweighted else (lambda w: True)
         self.content_layers = list(config.content_layers) if keep(config.content_weight) else []
-        self.style_layers = list(config.style_layers) if keep(config.style_weight) else []
+        self.statistic = stat = config.style_loss
+        S.check_style_loss(stat)
+        if stat != "gram" and not relative:
+            raise ValueError(f"style_loss={stat!r} needs relative terms: fast training is Gram-only")
+        style_layers = S.layers_for(stat, config.style_layers)
+        self.style_layers = list(style_layers) if keep(config.style_weight) else []
         self.with_tv = keep(config.tv_weight)
         self.layers = list(dict.fromkeys(self.content_layers + self.style_layers))
-        self.layer_weights = config.layer_weights()
+        self.layer_weights = (config.layer_weights() if tuple(style_layers) == tuple(config.style_layers)
+                              else {k: 1.0 / len(style_layers) for k in style_layers})  # mrf: Li & Wand's layers
         self.style_targets = list(style_targets)
-        self.style_weights = [L.relative_style_weights({k: t.grams[k] for k in self.style_layers}, self.layer_weights)
+        self.style_weights = [S.relative_weights(stat, {k: t.grams[k] for k in self.style_layers}, self.layer_weights)
                               if relative else self.layer_weights for t in self.style_targets]
+        self.directions = {k: S.directions(t.grams[k].shape[1], seed=config.seed, device=t.grams[k].device)
+                           for t in self.style_targets[:1] for k in self.style_layers} if stat == "swd" else {}
         in_scale = getattr(vgg, "in_scale", None)
         self.precision = precision_for(config.precision, in_scale.device if in_scale is not None else "cpu")
         self._masks: dict = {}
@@ -236,6 +259,12 @@ class Objective:
         c = sum((L.content_loss(feats[k], targets[k], scales[k]) for k in self.content_layers), zero)
         s = zero
         for i, t in enumerate(self.style_targets if self.style_layers else []):
+            if self.statistic != "gram":
+                if t.mask is not None:
+                    raise ValueError(f"masks need style_loss='gram' (got style_loss={self.statistic!r})")
+                s = s + t.weight * S.style_loss(self.statistic, feats, {k: t.grams[k] for k in self.style_layers},
+                                                self.style_weights[i], self.directions)
+                continue
             masks = None if t.mask is None else {k: self._mask_for(i, t, k, feats[k].shape) for k in self.style_layers}
             s = s + t.weight * L.style_loss({k: feats[k] for k in self.style_layers},
                                             {k: t.grams[k] for k in self.style_layers}, self.style_weights[i], masks)

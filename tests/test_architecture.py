@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nstedu"
 #: The same order is drawn in ARCHITECTURE.md; a new module must be placed here.
 LAYERS = [
     "nstedu.images", "nstedu.outputs", "nstedu.samples", "nstedu.weights", "nstedu.vgg", "nstedu.env", "nstedu.allocator",  # pictures and the network
-    "nstedu.losses", "nstedu.flow", "nstedu.metrics", "nstedu.config", "nstedu.objective",          # what is minimized
+    "nstedu.losses", "nstedu.style_stats", "nstedu.flow", "nstedu.metrics", "nstedu.config", "nstedu.objective",          # what is minimized
     "nstedu.optimizers",
     "nstedu.masks", "nstedu.control",                                                 # before / after
     "nstedu.transfer",                                                                # the optimizer
@@ -25,7 +25,7 @@ LAYERS = [
     "nstedu.plotting", "nstedu.widget_layout", "nstedu.widgets", "nstedu.arguments", "nstedu.cli_video", "nstedu.cli",  # for people
     "nstedu", "nstedu.__main__",
     "nstedu.exercises", "nstedu.checks.core", "nstedu.checks.colour", "nstedu.checks.content_tv",
-    "nstedu.checks.gram_style", "nstedu.checks.optimization", "nstedu.checks.harder", "nstedu.checks.capstone",
+    "nstedu.checks.gram_style", "nstedu.checks.style_stats", "nstedu.checks.optimization", "nstedu.checks.harder", "nstedu.checks.capstone",
     "nstedu.checks.manifest", "nstedu.checks.registry", "nstedu.checks.isolate", "nstedu.checks.grading",
     "nstedu.checks.classroom", "nstedu.checks",
     "nstedu.checks.__main__",                                                         # the course's tools
