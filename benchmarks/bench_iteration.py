@@ -7,6 +7,7 @@ a whole iteration (fp32 with TF32 off, TF32, bf16 autocast + channels_last, the 
 graph) and the CLI at 512 px × 300 steps.
 
 CPU: 256 px. CUDA (when present): 512 px, ms/iteration. Usage: python benchmarks/bench_iteration.py [--quick]
+``--style-losses``: only the cost per iteration of each style statistic (``style_loss``), interleaved side by side.
 """
 from __future__ import annotations
 
@@ -54,10 +55,10 @@ def bare(vgg, x, n, device, plan=None):
     return (time.perf_counter() - t) / n
 
 
-def engine(content, style, size, n, device, optimizer="lbfgs", precision="auto", first=1):
+def engine(content, style, size, n, device, optimizer="lbfgs", precision="auto", first=1, **kw):
     """Seconds per evaluation of evaluations ``first`` … ``first + n`` of a run (the first one's set-up excluded)."""
     r = nstedu.run_style_transfer(content, style, size=size, steps=first + n, optimizer=optimizer, progress=False,
-                                  device=str(device), precision=precision)
+                                  device=str(device), precision=precision, **kw)
     times = r.history["time"][first - 1:]
     return (times[-1] - times[0]) / (len(times) - 1)  # excludes set-up (targets, first evaluation)
 
@@ -187,6 +188,27 @@ bench_multiscale took 136 s instead of 144 s with glibc's allocator, peak 4.97 G
 """
 
 
+def style_losses(content, style, size, n, device, vgg, x, plan, reps) -> str:
+    """ms per L-BFGS iteration of each ``style_loss``, interleaved (so that load drift hits all alike)."""
+    from nstedu.style_stats import STYLE_LOSSES
+
+    for s in STYLE_LOSSES:  # warm-up
+        engine(content, style, size, 2, device, style_loss=s)
+    rows, loads = [], []
+    for _ in range(reps):
+        rows.append([bare(vgg, x, n, device, plan)] + [engine(content, style, size, n, device, style_loss=s)
+                                                       for s in STYLE_LOSSES])
+        loads.append(os.getloadavg()[0])
+    tb, *ts = medians(rows)
+    h, w = x.shape[-2:]
+    lines = [f"Image {w}×{h} (grace_hopper × starry_night), L-BFGS, {n} iterations × {reps} interleaved repetitions, "
+             f"medians; 1-minute load {min(loads):.1f}–{max(loads):.1f} (a shared machine: the ratios are what to "
+             "compare).", "", "| style_loss | ms / iteration | ratio to gram | ratio to bare VGG |", "|---|---|---|---|",
+             f"| (bare VGG-19 forward + backward to conv5_1) | {tb * 1e3:.0f} | | 1.00 |"]
+    lines += [f"| `{s}` | {t * 1e3:.0f} | {t / ts[0]:.2f} | {t / tb:.2f} |" for s, t in zip(STYLE_LOSSES, ts)]
+    return "\n".join(lines)
+
+
 def medians(rows):
     """The median of each column of ``rows`` (odd counts)."""
     return [sorted(col)[len(col) // 2] for col in zip(*rows)]
@@ -198,6 +220,7 @@ def main(argv=None):
     ap.add_argument("--device", default="auto")
     ap.add_argument("--system-allocator", action="store_true",
                     help="(run by the benchmark itself) bare and L-BFGS only, with NSTEDU_MALLOC=system: print JSON")
+    ap.add_argument("--style-losses", action="store_true", help="only the cost per iteration of each style_loss")
     args = ap.parse_args(argv)
     device = nstedu.transfer.resolve_device(args.device)
     size = 64 if args.quick else (512 if device.type == "cuda" else 256)
@@ -208,6 +231,12 @@ def main(argv=None):
     cl = device.type == "cpu" and precision_for("auto", device).channels_last
     plan = precision_for("auto", device) if cl else None  # the bare network as the engine runs it
     bare(vgg, x, 2, device, plan)  # warm-up
+    if args.style_losses:
+        text = style_losses(content, style, size, n, device, vgg, x, plan, 3)
+        print(text)
+        if not args.quick:
+            write_section(f"bench_iteration: style statistics ({device.type})", text)
+        return
     engine(content, style, size, 3, device)
     if args.system_allocator:  # a fresh interpreter that never changes glibc's settings
         rows = [(bare(vgg, x, n, device, plan), engine(content, style, size, n, device)) for _ in range(3)]

@@ -17,6 +17,7 @@ distances) on any pair, dominating it on at least half.
     python benchmarks/bench_quality.py --sizes 256,512,1024     # size invariance (issue 12 §5)
     python benchmarks/bench_quality.py --long 10000             # a 10,000-evaluation run at 64 px (issue 12 §4)
     python benchmarks/bench_quality.py --quick                  # smoke run: 2 pairs, 64 px, 20 steps, no RESULTS.md
+    python benchmarks/bench_quality.py --style-loss gram,meanstd,swd,mrf  # what is style? (issue 26, _style_losses.py)
 
 Results are kept in ``benchmarks/quality.json`` (so the peer, ~8 min per pair at 256 px on a CPU, can run in a
 separate invocation: ``--only peer``); the table goes to ``benchmarks/RESULTS.md`` and the images to
@@ -288,6 +289,9 @@ def main(argv=None):
     ap.add_argument("--ratios", default=None, help="comma-separated α/β values to run (default 5e-3,1e-3,5e-4)")
     ap.add_argument("--redo", action="store_true", help="run again what quality.json already holds")
     ap.add_argument("--report", action="store_true", help="run nothing: the table, grid and verdicts from quality.json")
+    ap.add_argument("--style-loss", default=None, metavar="S1,S2",
+                    help="style statistics mode: the pairs at α/β = 1e-3 with each style_loss, all measures")
+    ap.add_argument("--calibrate-style", action="store_true", help="measure nstedu.style_stats.BALANCE and exit")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out-dir", type=Path, default=Path("outputs/bench_quality"), help="where result images go")
     args = ap.parse_args(argv)
@@ -321,6 +325,10 @@ def main(argv=None):
 
     size = args.size or (64 if args.quick else 512 if device.type == "cuda" else 256)
     steps = args.steps or (20 if args.quick else None)
+    if args.style_loss or args.calibrate_style:
+        import _style_losses
+
+        return _style_losses.main(args, pairs, size, steps, device, vgg, out_dir, image_path, load_records, add_record)
     json_path = out_dir / "quality.json" if args.quick else RESULTS_JSON
     records = load_records(json_path)
     weights_dir = Path(tempfile.mkdtemp(prefix="nstedu-peer-")) if args.peer else None

@@ -25,6 +25,7 @@ from .core import TOL, CheckResult, content_layer, quietly, rel_error, style_lay
 from .gram_style import check_gram_matrix, check_style_loss
 from .harder import check_lbfgs_step, check_masked_gram_matrix, check_match_color_histogram
 from .optimization import check_optimization_step
+from .style_stats import check_sliced_wasserstein, reference_sliced_wasserstein
 
 from .grading import _call_pattern, grade_notebook, main
 from .isolate import hidden_test
@@ -37,4 +38,5 @@ __all__ = ["CheckResult", "rel_error", "TOL", "CHECKS", "FUNCTION", "grade_noteb
            "check_gram_matrix", "check_style_loss", "check_content_loss", "check_tv_loss", "check_optimization_step",
            "check_luminance_transfer", "luminance_closed_form", "reference_luminance_transfer", "LUMA_BT601",
            "LUMA_BT709", "check_capstone", "check_texture_synthesis", "check_feature_inversion",
-           "check_style_transfer", "check_lbfgs_step", "check_masked_gram_matrix", "check_match_color_histogram"]
+           "check_style_transfer", "check_lbfgs_step", "check_masked_gram_matrix", "check_match_color_histogram",
+           "check_sliced_wasserstein", "reference_sliced_wasserstein"]

@@ -35,6 +35,7 @@ ASSIGNMENTS: dict[str, list[Item]] = {
     "07_colour_preservation": [_check("luminance_transfer", 3)],
     "10_capstone": [_check("texture_synthesis", 3), _check("feature_inversion", 3), _check("style_transfer", 4)],
     "11_harder_track": [_check("lbfgs_step", 4), _check("masked_gram_matrix", 3), _check("match_color_histogram", 4)],
+    "12_sliced_wasserstein": [_check("sliced_wasserstein", 4), _written("swd_sorting", 2)],
 }
 
 

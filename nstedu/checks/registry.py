@@ -9,6 +9,7 @@ from .content_tv import check_content_loss, check_tv_loss
 from .gram_style import check_gram_matrix, check_style_loss
 from .harder import check_lbfgs_step, check_masked_gram_matrix, check_match_color_histogram
 from .optimization import check_optimization_step
+from .style_stats import check_sliced_wasserstein
 
 #: exercise name -> its check. The function a check is given has the exercise's name, except the capstone's three
 #: tasks, which all check the learner's ``style_transfer`` (see ``FUNCTION``).
@@ -18,8 +19,9 @@ CHECKS = {"gram_matrix": check_gram_matrix, "content_loss": check_content_loss, 
           "texture_synthesis": check_texture_synthesis, "feature_inversion": check_feature_inversion,
           "style_transfer": check_style_transfer,
           "lbfgs_step": check_lbfgs_step, "masked_gram_matrix": check_masked_gram_matrix,
-          "match_color_histogram": check_match_color_histogram}
+          "match_color_histogram": check_match_color_histogram, "sliced_wasserstein": check_sliced_wasserstein}
 
 #: exercise name -> the name of the learner's function it checks
 FUNCTION = {name: name for name in CHECKS} | {"texture_synthesis": "style_transfer",
-                                             "feature_inversion": "style_transfer"}
+                                             "feature_inversion": "style_transfer",
+                                             "sliced_wasserstein": "sliced_wasserstein_loss"}
