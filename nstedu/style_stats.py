@@ -148,6 +148,9 @@ def mrf_loss(features: torch.Tensor, target: torch.Tensor, scale: float = 1.0) -
     r""":math:`\frac1N\sum_i \|\Psi_i(F) - \Psi_{NN(i)}(S)\|^2 \cdot s` (Li & Wand 2016) for ``features``
     ``(B, C, H, W)`` and ``target`` = :func:`target_patches` of the painting ``(1, N_s, 9C)`` (detached)."""
     ours = patches(features)
+    if ours.shape[1] == 0:
+        raise ValueError(f"style_loss='mrf': the result's features {tuple(features.shape[-2:])} are smaller than a "
+                         f"{MRF_PATCH}×{MRF_PATCH} patch: use a larger size")
     theirs = target.detach()[0]
     total = features.new_zeros(())
     for b in range(ours.shape[0]):

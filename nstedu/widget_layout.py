@@ -16,7 +16,7 @@ from IPython.display import display
 from PIL import Image
 
 from . import samples
-from .config import COLOR_MODES, INITS, TransferConfig, default_lr
+from .config import COLOR_MODES, INITS, STYLE_LOSSES, TransferConfig, default_lr
 from .images import load_image, resize_longest
 from .vgg import LAYER_NAMES, POOLINGS
 
@@ -112,8 +112,10 @@ class PlaygroundLayout:
         self.preserve_colors = self._reg("preserve_colors", W.Dropdown(
             options=["off", *COLOR_MODES], value=D.preserve_colors or "off", description="keep colours", style=_DESC,
             layout=_WIDE))
+        self.style_loss = self._reg("style_loss", _tip(W.Dropdown(options=list(STYLE_LOSSES), value=D.style_loss, description="style is",
+            style=_DESC, layout=_WIDE), TransferConfig.__dataclass_fields__["style_loss"].metadata["help"]))  # lesson 10
         weights = W.VBox([self.content_weight, self.style_weight, self.ratio, self.tv_on, self.tv_weight,
-                          self.style_strength, self.preserve_colors])
+                          self.style_strength, self.preserve_colors, self.style_loss])
 
         self.layer_rows: dict = {}      # layer -> (Checkbox, weight FloatSlider)
         rows = []
@@ -253,7 +255,7 @@ class PlaygroundLayout:
             raise ValueError("tick at least one style image (Images tab)")
         return dict(size=self.size.value, steps=self.steps.value, content_weight=self.content_weight.value,
                     style_weight=self.style_weight.value, tv_weight=self.tv_weight.value if self.tv_on.value else 0.0,
-                    style_strength=self.style_strength.value,
+                    style_strength=self.style_strength.value, style_loss=self.style_loss.value,
                     preserve_colors=None if self.preserve_colors.value == "off" else self.preserve_colors.value,
                     content_layers=(self.content_layer.value,), style_layers=tuple(ticked),
                     style_layer_weights=tuple(w / sum(lw) for w in lw),
@@ -272,7 +274,7 @@ class PlaygroundLayout:
         also ``content=`` (a name) and ``style=`` (a name or list of names, ticked; others unticked)."""
         simple = dict(content_weight=self.content_weight, style_weight=self.style_weight, style_strength=self.style_strength,
                       size=self.size, steps=self.steps, optimizer=self.optimizer, lr=self.lr, init=self.init,
-                      pooling=self.pooling, seed=self.seed, content=self.content)
+                      pooling=self.pooling, seed=self.seed, content=self.content, style_loss=self.style_loss)
         order = ["content", "style", "style_blend", "optimizer", "style_layers", "style_layer_weights"]
         for key in sorted(values, key=lambda k: order.index(k) if k in order else len(order)):
             v = values[key]

@@ -178,7 +178,7 @@ class Playground(PlaygroundLayout):
         content, style = snapshot["content"], [k for k in self.style_rows if snapshot.get(f"style:{k}")]
         ratio = settings["content_weight"] / settings["style_weight"] if settings["style_weight"] else float("inf")
         text = (f"<div style='line-height:1.35'><small><b>#{self._runs}</b> {html.escape(content)} × {html.escape(' + '.join(style))}<br>"
-                f"α/β {ratio:.1e} · γ {settings['tv_weight']:.3g} · strength {settings['style_strength']:.2f}<br>"
+                f"α/β {ratio:.1e} · γ {settings['tv_weight']:.3g} · strength {settings['style_strength']:.2f} · {settings['style_loss']}<br>"
                 f"layers {', '.join(settings['style_layers'])} · content {settings['content_layers'][0]}<br>"
                 f"{settings['size']} px · {settings['optimizer']} lr {settings['lr']:.3g} · init {settings['init']} · "
                 f"{settings['pooling']} pool · seed {settings['seed']} · colours {settings['preserve_colors'] or 'off'}<br>"
