@@ -80,14 +80,15 @@ def table(records: dict, stats, pairs, size: int) -> str:
     for m, w in wins.items():
         lines.append(f"- {names[m]}: " + ", ".join(f"`{s}` {n}" for s, n in w.items()))
     means = []
-    for s in stats:
-        rs = [records[key(s, p, q, size)] for p, q in pairs if records.get(key(s, p, q, size))]
+    full = [(p, q) for p, q in pairs if all(records.get(key(s, p, q, size)) for s in stats)]
+    for s in stats:  # over the complete pairs only, so that every statistic is summarized on the same pairs
+        rs = [records[key(s, p, q, size)] for p, q in full]
         if rs:
             means.append(f"| `{s}` | {len(rs)} | " + " | ".join(f"{statistics.median(r[m] for r in rs):.3f}"
                                                             for m in ("content", "gram", "swd", "colour"))
                          + f" | {statistics.median(r['seconds'] for r in rs):.0f} |")
     summary = ["| statistic | pairs | content | Gram distance | SWD | colour ΔE | seconds |", "|---|---|---|---|---|---|---|"]
-    return "Medians over the pairs:\n\n" + "\n".join(summary + means) + "\n\n" + "\n".join(lines) + "\n\n" + "\n".join(rows)
+    return f"Medians over the {len(full)} complete pairs:\n\n" + "\n".join(summary + means) + "\n\n" + "\n".join(lines) + "\n\n" + "\n".join(rows)
 
 
 def grids(records: dict, stats, pairs, size: int, image_path, tile: int = 128) -> list[Path]:
