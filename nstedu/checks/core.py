@@ -7,6 +7,7 @@ that a grader would trust. Grading (:mod:`nstedu.checks.grading`) runs the check
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
 import os
@@ -176,6 +177,23 @@ def _reset_grads(*dicts):
     for d in dicts:
         for t in d.values():
             t.grad = None
+
+
+GRADING_ENV = "NSTEDU_GRADING"   # set in a grader's sandboxed kernel (nstedu.checks.sandbox)
+
+
+def leave_to_grader(check: Callable) -> Callable:
+    """``check`` as learners call it: in a grader's sandboxed kernel (``NSTEDU_GRADING=1``) it only says that the
+    grader checks this (the sealed checks run after the notebook), elsewhere it is ``check`` itself."""
+
+    @functools.wraps(check)
+    def call(fn, *args, **kwargs):
+        if not os.environ.get(GRADING_ENV):
+            return check(fn, *args, **kwargs)
+        print(f"{getattr(fn, '__name__', 'your function')}: checked by the grader after the notebook has run")
+        return True
+
+    return call
 
 
 HIDDEN_SEED_ENV = "NSTEDU_HIDDEN_SEED"   # graders may set their own, unpublished seed

@@ -9,8 +9,9 @@
   (:func:`source_of`) in a *fresh Python process* and runs the check there, so nothing done in the notebook's
   kernel (monkey-patching the checks, say) changes the verdict.
 
-This stops forging by accident or by a notebook edit; it is not a sandbox for hostile code — run an untrusted
-class's grading in a container (nbgrader's docs say the same).
+This stops forging by accident or by a notebook edit in self-study; it is not a sandbox for hostile code. Grading
+a class goes through :mod:`nstedu.checks.session` instead: a sandboxed kernel per submission, verdicts replayed in
+the grader's process.
 """
 from __future__ import annotations
 
@@ -28,7 +29,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-import torch._dynamo  # noqa: F401  (on first use it wraps torch.manual_seed & co.: import before any snapshot)
 
 from .core import CheckResult, hidden_seed
 from .registry import CHECKS, FUNCTION
@@ -146,6 +146,8 @@ def run_guarded(exercise: str, fn, seed: int | None = None) -> CheckResult:
     """``CHECKS[exercise](fn)`` (with ``seed`` when given); a verdict reached while the checks, torch or the
     built-ins were being replaced becomes "failed"."""
 
+    import torch._dynamo  # noqa: F401  (on first use it wraps torch.manual_seed & co.: import before the snapshot)
+
     before = _snapshot()
     kwargs = {} if seed is None else {"seed": seed}
     result = CHECKS[exercise](fn, **kwargs)
@@ -254,7 +256,14 @@ def isolated_main() -> int:
     job = json.loads(sys.stdin.read())
     namespace, problems = definitions_from_source(job["source"], "your notebook")
     fn = namespace.get(job["function"])
-    if not callable(fn):
+    from .reference_use import static_reference_use
+
+    used = static_reference_use(job["source"], job["function"])
+    if used:
+        result = CheckResult(job["exercise"], "failed", 0, 0, math.nan, f"{used}: that is nstedu's own "
+                             "implementation, the reference this exercise is compared with — it earns no credit")
+        print(f"{job['exercise']}: FAILED ✗ — {result.hint}")
+    elif not callable(fn):
         why = "; ".join(problems) or "not defined"
         result = CheckResult(job["exercise"], "failed", 0, 0, math.nan, f"{job['function']}: {why}")
         print(f"{job['exercise']}: FAILED ✗ — {result.hint}")
