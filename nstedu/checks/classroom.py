@@ -7,8 +7,10 @@ submission it
 1. executes the notebook in a kernel started by :class:`nstedu.checks.sandbox.SandboxedKernelManager` (bubblewrap:
    read-only system, the course folder and gradebook hidden, no network, memory limit); the check cells there only
    say that the grader checks them (no double work, nothing to patch);
-2. after the last cell, loads the learner's *definitions* into a fresh namespace in that kernel and runs every
-   check cell's check on a recorder, one check at a time under the time limit (:mod:`nstedu.checks.session`);
+   — but first, before any cell of the learner's has run, loads the learner's *definitions* into a fresh namespace
+   of that kernel and runs every check cell's check on a recorder, one check at a time under the time limit
+   (:mod:`nstedu.checks.session`); if a check ran over the limit, the notebook is not run (one time-out per
+   endless loop, not one per cell that calls it);
 3. replays each record through the same check here and rewrites the check cell's outputs: a ``[grader] …`` line,
    and an error exactly when the verdict is not "passed", which is what nbgrader's ``SaveAutoGrades`` scores.
 
@@ -23,7 +25,7 @@ import nbformat
 from nbgrader.preprocessors import Execute
 
 from .sandbox import SandboxedKernelManager, SandboxUnavailable, require_sandbox
-from .session import exercises_in, grade_items
+from .session import NOT_RUN, exercises_in, grade_items, timed_out
 
 
 def verdict_outputs(cell, exercise: str, result) -> list:
@@ -49,22 +51,28 @@ class SandboxedExecute(Execute):
     def preprocess(self, nb, resources, km=None):
         self._sources = [c.source for c in nb.cells if c.cell_type == "code"]
         self._exercises = exercises_in(nb)
-        self._verdicts = None
+        self._verdicts, self._skip, self._noted = {}, [], False
         nb, resources = super().preprocess(nb, resources, km)
         for cell in nb.cells:
             grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
             exercise = grade_id[len("check_"):]
-            if cell.cell_type == "code" and grade_id.startswith("check_") and exercise in (self._verdicts or {}):
+            if cell.cell_type == "code" and grade_id.startswith("check_") and exercise in self._verdicts:
                 result = self._verdicts[exercise]
                 cell.outputs = verdict_outputs(cell, exercise, result)
                 self.log.info("graded %s in the sandbox: %s", exercise, result.status)
         return nb, resources
 
     def preprocess_cell(self, cell, resources, index):
-        cell, resources = super().preprocess_cell(cell, resources, index)
-        if index == len(self.nb.cells) - 1:     # the kernel is still up: grade before nbgrader shuts it down
+        if index == 0:   # the kernel is up and no cell of the learner's has run: the sealed checks first
             self._verdicts = grade_items(self, self._sources, self._exercises)
-        return cell, resources
+            self._skip = timed_out(self._verdicts)
+        if self._skip:       # not run: the first code cell says why
+            if cell.cell_type == "code":
+                note = [] if self._noted else [nbformat.v4.new_output("stream", name="stdout",
+                                                                      text=NOT_RUN.format(self._skip[0]) + "\n")]
+                cell.outputs, self._noted = note, True
+            return cell, resources
+        return super().preprocess_cell(cell, resources, index)
 
 
 class GradeInGraderProcess:  # pragma: no cover - kept so that an old course config fails with a clear message

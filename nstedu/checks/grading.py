@@ -3,11 +3,12 @@
 For each notebook the grader
 
 1. starts a kernel sealed by bubblewrap (:mod:`nstedu.checks.sandbox`: read-only system, no network, memory and
-   time limits), one per notebook, and runs the notebook there (quick mode, errors allowed) to report which cells
-   raise (``--no-execute`` skips this);
+   time limits), one per notebook;
 2. loads the learner's *definitions* (imports, functions, plain constants) into a fresh namespace of that kernel
-   and runs every check the notebook is expected to have (:data:`nstedu.checks.manifest.ASSIGNMENTS`) on a
-   recorder, with the visible inputs and with other random inputs (:mod:`nstedu.checks.session`);
+   and, before any other cell runs, runs every check the notebook is expected to have
+   (:data:`nstedu.checks.manifest.ASSIGNMENTS`) on a recorder, with the visible inputs and with other random
+   inputs (:mod:`nstedu.checks.session`); then runs the notebook there (quick mode, errors allowed) to report which
+   cells raise (``--no-execute`` skips this; so does a check that ran over its time limit);
 3. reaches each verdict here, in the grader's process, by replaying the record through the same check
    (:mod:`nstedu.checks.record`): no learner code ever runs in this process.
 
@@ -46,7 +47,7 @@ def _sealed_run(path, exercises, timeout: int, quick: bool, execute: bool):
     from nbclient import NotebookClient  # optional, as nbformat
 
     from .sandbox import SandboxedKernelManager
-    from .session import grade_items
+    from .session import NOT_RUN, grade_items, timed_out
 
     nb = nbformat.read(str(path), as_version=4)
     sources = [c.source for c in nb.cells if c.cell_type == "code"]
@@ -58,11 +59,13 @@ def _sealed_run(path, exercises, timeout: int, quick: bool, execute: bool):
                                 resources={"metadata": {"path": str(Path(path).parent.resolve())}})
         with client.setup_kernel():
             client.wait_for_reply(client.kc.kernel_info())
-            if execute:
-                for index, cell in enumerate(nb.cells):
-                    if cell.cell_type == "code":
-                        client.execute_cell(cell, index)
-            results = grade_items(client, sources, exercises)
+            results = grade_items(client, sources, exercises)   # before any cell of the learner's runs
+            late = timed_out(results)
+            for index, cell in enumerate(nb.cells if execute and not late else []):
+                if cell.cell_type == "code":
+                    client.execute_cell(cell, index)
+    if execute and late:
+        return [NOT_RUN.format(late[0])], results
     errors = [f"{o.get('ename')}: {o.get('evalue')}" for c in nb.cells if c.cell_type == "code"
               for o in c.get("outputs", []) if o.get("output_type") == "error"]
     return errors, results
@@ -142,10 +145,26 @@ def main(argv=None) -> int:
     g.add_argument("--workers", type=int, default=1, help="notebooks graded at the same time (default 1)")
     g.add_argument("--json", action="store_true", help="print the results as JSON")
     g.add_argument("--csv", metavar="FILE", help="also write one row per notebook and item to FILE (a gradebook)")
+    a = sub.add_parser("autograde", help="nbgrader autograde of a whole class, N submissions at a time")
+    a.add_argument("assignment", choices=sorted(ASSIGNMENTS), help="the assignment to autograde")
+    a.add_argument("--course", default=".", help="the nbgrader course folder (default: here)")
+    a.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)),
+                   help="submissions graded at the same time (default: the CPU count, at most 4)")
+    a.add_argument("--student", action="append", help="only this student (repeatable)")
     sub.add_parser("isolated", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.command == "isolated":
         return isolated_main()
+    if args.command == "autograde":
+        from .autograde import autograde_class, print_summary
+        from .sandbox import SandboxUnavailable
+
+        try:
+            report = autograde_class(args.course, args.assignment, args.workers, args.student)
+        except (ValueError, SandboxUnavailable) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return print_summary(report, args.assignment)
     for nb in args.notebooks:
         if not os.path.isfile(nb):
             print(f"{nb}: notebook not found", file=sys.stderr)

@@ -61,7 +61,22 @@ def _safe_def(node) -> bool:
         parts += [d for d in args.defaults + args.kw_defaults if d is not None]
     if isinstance(node, ast.ClassDef):
         parts += list(node.bases) + [k.value for k in node.keywords]
+        if not all(_safe_class_statement(b) for b in node.body):  # a class body runs when it is defined
+            return False
     return all(_safe_expr(p) for p in parts)
+
+
+def _safe_class_statement(node) -> bool:
+    """What a class body may hold for the grader to define it: methods, nested classes, plain values, docstrings."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return _safe_def(node)
+    if isinstance(node, ast.Pass) or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)):
+        return True
+    if isinstance(node, (ast.Assign, ast.AnnAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return node.value is not None and all(isinstance(t, ast.Name) and t.id not in _BLOCKED for t in targets) \
+            and _safe_expr(node.value)
+    return False
 
 
 def safe_definitions(source: str, where: str = "source") -> tuple[str, list[str]]:

@@ -116,7 +116,7 @@ def static_reference_use(source: str, graded: str) -> str | None:
         return None
     aliases = _aliases(tree)
     defs = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
-    if graded in aliases and graded not in defs:
+    if _last_binding(tree, graded) == "alias":     # `def f` … then `from nstedu.losses import f`: the import wins
         return _judge(graded, aliases)
     todo, seen = [graded], set()
     while todo:
@@ -141,6 +141,20 @@ def static_reference_use(source: str, graded: str) -> str | None:
     return None
 
 
+def _last_binding(tree, name: str) -> str | None:
+    """How the module-level ``name`` is bound last: "def", "alias" (an import or a re-binding) or None."""
+    kind = None
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+            kind = "def"
+        elif isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+                (a.asname or a.name.split(".")[0]) == name for a in node.names):
+            kind = "alias"
+        elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            kind = "alias"
+    return kind
+
+
 def _judge(dotted: str, aliases: dict) -> str | None:
     """``a.b.c`` judged by its longest prefix that resolves (``L.gram_matrix``; ``L`` alone when the rest is computed
     at run time, as in ``getattr(L, name)``)."""
@@ -157,17 +171,17 @@ def _judge(dotted: str, aliases: dict) -> str | None:
 
 
 # -------------------------------------------------------------------------------------------- runtime
-def _codes(code, out: set) -> set:
-    out.add(code)
+def _codes(code, out: list) -> list:
+    out.append(code)
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             _codes(const, out)
     return out
 
 
-def reference_codes() -> dict:
-    """Every code object of nstedu's implementations that are imported now -> its qualified name."""
-    found = {}
+def reference_codes() -> list:
+    """``(code object, qualified name)`` of every function of nstedu's implementations imported now."""
+    found = []
     for name, module in list(sys.modules.items()):
         if module is None or not _is_reference_module(name):
             continue
@@ -177,18 +191,25 @@ def reference_codes() -> dict:
                 m = getattr(m, "__func__", getattr(m, "fget", m))
                 qual = is_reference(m) if inspect.isfunction(m) else None
                 if qual and getattr(m, "__module__", None) == name:
-                    for code in _codes(m.__code__, set()):
-                        found.setdefault(code, qual)
+                    m = inspect.unwrap(m)   # @torch.no_grad() and co.: the wrapper's code is torch's, shared by all
+                    if inspect.isfunction(m) and m.__code__.co_filename == getattr(module, "__file__", None):
+                        found += [(code, qual) for code in _codes(m.__code__, [])]
     return found
 
 
 def _handed_in_codes(args) -> set:
-    codes = set()
+    """The ids of the code objects of the callables the check hands in (they live as long as those callables)."""
+    codes: list = []
     for a in args:
         fn = getattr(a, "__func__", a)
         if inspect.isfunction(fn):
             _codes(fn.__code__, codes)
-    return codes
+        elif callable(a) and not inspect.isclass(a):    # an object the check hands in (nstedu's Objective): its methods
+            for cls in type(a).__mro__:
+                for m in vars(cls).values():
+                    if inspect.isfunction(m):
+                        _codes(m.__code__, codes)
+    return {id(c) for c in codes}
 
 
 class ReferenceWatch:
@@ -196,7 +217,7 @@ class ReferenceWatch:
     the learner's function (a profile hook; also in threads the function starts)."""
 
     def __init__(self):
-        self.codes = reference_codes()
+        self.codes = {id(code): (code, name) for code, name in reference_codes()}
         self.found: set = set()
         self._boundary = None
         self._allowed: set = set()
@@ -204,12 +225,14 @@ class ReferenceWatch:
     def _hook(self, frame, event, arg):
         if event != "call":
             return
-        name = self.codes.get(frame.f_code)
-        if name is None:
+        code = frame.f_code        # by identity: equal code objects (two `<listcomp>`s) can live in other files
+        entry = self.codes.get(id(code))
+        if entry is None or entry[0] is not code or id(code) in self._allowed:
             return
+        name = entry[1]
         f = frame.f_back
         while f is not None:
-            if f.f_code in self._allowed:
+            if id(f.f_code) in self._allowed:
                 return
             if f.f_code is self._boundary:
                 self.found.add(name)

@@ -24,7 +24,9 @@ from .record import dumps, record_runs, verify
 from .reference_use import ReferenceWatch, static_reference_use
 from .registry import CHECKS, FUNCTION
 
+_CHECKS = dict(CHECKS)     # taken before any learner definition loads in this process (a class body could edit CHECKS)
 RECORD_TAG = "NSTEDU-RECORD "
+TIMED_OUT = "took longer than"     # how a time-out's hint starts
 _STATE: dict = {}
 
 
@@ -45,7 +47,7 @@ def kernel_item(exercise: str, seeds: list) -> None:
         runs = [{"seed": seeds[0], "status": "not found", "hint": f"no function `{name}` in the notebook",
                  "rel_error": None, "calls": [], "reference": []}]
     else:
-        runs = record_runs(exercise, fn, seeds, _STATE.get("watch"))
+        runs = record_runs(exercise, fn, seeds, _STATE.get("watch"), _CHECKS[exercise])
     sys.stdout.flush()
     sys.stdout.write(RECORD_TAG + dumps({"exercise": exercise, "runs": runs}) + "\n")
     sys.stdout.flush()
@@ -160,9 +162,14 @@ def grade_items(client, sources: list[str], exercises, timeout: float | None = N
                                                   f"({used.split('(', 1)[-1].rstrip(')')}): the reference this exercise "
                                                   "is compared with earns no credit — write it with torch operations")
         elif runs is None:
-            why = (f"took longer than {limit:g} s (the time limit per check): an endless loop, or far too much work?"
-                   if seconds >= limit - 0.5 or not answered else "the check did not report (the kernel died: "
-                   "too much memory?)")
+            errors = [f"{o.get('ename')}: {o.get('evalue')}"[:300] for o in cell.get("outputs", [])
+                      if o.get("output_type") == "error"]
+            if seconds >= limit - 0.5:
+                why = f"{TIMED_OUT} {limit:g} s (the time limit per check): an endless loop, or far too much work?"
+            elif answered and errors:
+                why = f"the check could not run with your notebook's definitions ({errors[-1]})"
+            else:
+                why = "the check did not report: the kernel died (too much memory?)"
             results[exercise] = _failed(exercise, why)
             ready = _revive(client, prepare)
         elif runs and runs[0].get("status") == "not found":
@@ -172,6 +179,16 @@ def grade_items(client, sources: list[str], exercises, timeout: float | None = N
             results[exercise] = CheckResult(result.exercise, result.status, result.passed, result.total,
                                             result.rel_error, _memory_hint(result.hint))
     return results
+
+
+def timed_out(results: dict) -> list[str]:
+    """The exercises whose check ran over the time limit (the notebook is then not run for feedback: one time-out
+    is all an endless loop may cost)."""
+    return [k for k, r in results.items() if r.hint.startswith(TIMED_OUT)]
+
+
+NOT_RUN = ("[grader] the notebook was not run for feedback: the check of `{}` ran over the time limit (an endless "
+           "loop would hang every cell that calls it)")
 
 
 def exercises_in(nb) -> list[str]:
