@@ -26,13 +26,15 @@ LAYERS = [
     "nstedu", "nstedu.__main__",
     "nstedu.exercises", "nstedu.checks.core", "nstedu.checks.colour", "nstedu.checks.content_tv",
     "nstedu.checks.gram_style", "nstedu.checks.optimization", "nstedu.checks.harder", "nstedu.checks.capstone",
-    "nstedu.checks.manifest", "nstedu.checks.registry", "nstedu.checks.isolate", "nstedu.checks.grading",
-    "nstedu.checks.classroom", "nstedu.checks",
+    "nstedu.checks.manifest", "nstedu.checks.registry", "nstedu.checks.record", "nstedu.checks.reference_use",
+    "nstedu.checks.definitions", "nstedu.checks.isolate", "nstedu.checks.sandbox", "nstedu.checks.session", "nstedu.checks.classroom",
+    "nstedu.checks.autograde", "nstedu.checks.grading", "nstedu.checks",
     "nstedu.checks.__main__",                                                         # the course's tools
 ]
 
 #: Libraries that may be imported inside a function: heavy ones (seconds to import) or optional extras.
-LAZY_OK = {"matplotlib", "torchvision", "nbformat", "nbclient", "IPython", "ipywidgets", "tqdm", "av", "cv2"}
+LAZY_OK = {"matplotlib", "torchvision", "nbformat", "nbclient", "IPython", "ipywidgets", "tqdm", "av", "cv2",
+           "jupyter_client", "jupyter_core", "nbgrader", "traitlets"}
 
 
 def module_name(path: Path) -> str:

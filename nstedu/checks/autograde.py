@@ -16,6 +16,8 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
+from .sandbox import require_sandbox
+
 _API: dict = {}
 RETRIES = 5
 
@@ -23,9 +25,9 @@ RETRIES = 5
 def _api(course: str):
     """The nbgrader API of ``course`` (its nbgrader_config.py loaded), made once per worker process."""
     if course not in _API:
-        from nbgrader.apps import NbGraderAPI
-        from nbgrader.coursedir import CourseDirectory
-        from traitlets.config.loader import PyFileConfigLoader
+        from nbgrader.apps import NbGraderAPI  # optional (the classroom extras): only grading a class needs it
+        from nbgrader.coursedir import CourseDirectory  # optional, as above
+        from traitlets.config.loader import PyFileConfigLoader  # optional (comes with nbgrader)
 
         os.chdir(course)
         config = PyFileConfigLoader("nbgrader_config.py", path=course).load_config()
@@ -60,9 +62,7 @@ def students_with_submissions(course: Path, assignment: str) -> list[str]:
 def autograde_class(course, assignment: str, workers: int = 2, students=None) -> dict:
     """Autograde every submission of ``assignment`` in ``course`` with ``workers`` processes. Returns
     ``{"rows": [{student, success, seconds, error, score, max_score}], "seconds": wall time}``."""
-    from nbgrader.api import Gradebook
-
-    from .sandbox import require_sandbox
+    from nbgrader.api import Gradebook  # optional (the classroom extras): only grading a class needs it
 
     course = str(Path(course).resolve())
     if not (Path(course) / "nbgrader_config.py").is_file():

@@ -4,7 +4,7 @@ nbgrader's process from a record of what the learner's functions returned.
 The course's ``nbgrader_config.py`` puts :class:`SandboxedExecute` where nbgrader's ``Execute`` was. For each
 submission it
 
-1. executes the notebook in a kernel started by :class:`nstedu.checks.sandbox.SandboxedKernelManager` (bubblewrap:
+1. executes the notebook in a kernel started by :func:`nstedu.checks.sandbox.kernel_manager_class` (bubblewrap:
    read-only system, the course folder and gradebook hidden, no network, memory limit); the check cells there only
    say that the grader checks them (no double work, nothing to patch);
    — but first, before any cell of the learner's has run, loads the learner's *definitions* into a fresh namespace
@@ -24,7 +24,7 @@ import sys
 import nbformat
 from nbgrader.preprocessors import Execute
 
-from .sandbox import SandboxedKernelManager, SandboxUnavailable, require_sandbox
+from .sandbox import SandboxUnavailable, kernel_manager_class, require_sandbox
 from .session import NOT_RUN, exercises_in, grade_items, timed_out
 
 
@@ -45,7 +45,7 @@ class SandboxedExecute(Execute):
     """nbgrader's ``Execute`` in a sandboxed kernel, followed by the sealed checks of every check cell."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
+        kwargs.setdefault("kernel_manager_class", kernel_manager_class())
         super().__init__(*args, **kwargs)
 
     def preprocess(self, nb, resources, km=None):

@@ -32,7 +32,10 @@ from pathlib import Path
 from ..env import environment
 from ..images import atomic_write
 from .core import HIDDEN_SEED_ENV, hidden_seed, quietly  # noqa: F401  (hidden_seed: also grading's API)
+from .autograde import autograde_class, print_summary
 from .isolate import isolated_main
+from .sandbox import SandboxUnavailable, kernel_manager_class, require_sandbox
+from .session import NOT_RUN, grade_items, timed_out
 from .manifest import ASSIGNMENTS, assignment_for
 from .registry import CHECKS
 
@@ -46,14 +49,11 @@ def _sealed_run(path, exercises, timeout: int, quick: bool, execute: bool):
     import nbformat  # optional (the notebooks/test extras): only grading a notebook file needs them
     from nbclient import NotebookClient  # optional, as nbformat
 
-    from .sandbox import SandboxedKernelManager
-    from .session import NOT_RUN, grade_items, timed_out
-
     nb = nbformat.read(str(path), as_version=4)
     sources = [c.source for c in nb.cells if c.cell_type == "code"]
     with environment(MPLBACKEND="Agg", **({"NSTEDU_QUICK": "1"} if quick else {})):
         client = NotebookClient(nb, timeout=timeout, allow_errors=True, kernel_name="python3",
-                                kernel_manager_class=SandboxedKernelManager, interrupt_on_timeout=True,
+                                kernel_manager_class=kernel_manager_class(), interrupt_on_timeout=True,
                                 error_on_timeout={"ename": "CellTimeoutError", "evalue": f"over {timeout} s",
                                                   "traceback": [f"CellTimeoutError: the cell ran over {timeout} s"]},
                                 resources={"metadata": {"path": str(Path(path).parent.resolve())}})
@@ -156,9 +156,6 @@ def main(argv=None) -> int:
     if args.command == "isolated":
         return isolated_main()
     if args.command == "autograde":
-        from .autograde import autograde_class, print_summary
-        from .sandbox import SandboxUnavailable
-
         try:
             report = autograde_class(args.course, args.assignment, args.workers, args.student)
         except (ValueError, SandboxUnavailable) as e:
@@ -173,8 +170,6 @@ def main(argv=None) -> int:
             print(f"error: {nb}: not one of the course's exercise notebooks ({', '.join(ASSIGNMENTS)}); name it like "
                   "the exercise or pass --as NAME", file=sys.stderr)
             return 2
-    from .sandbox import SandboxUnavailable, require_sandbox
-
     try:
         require_sandbox()
     except SandboxUnavailable as e:

@@ -26,6 +26,8 @@ import threading
 import types
 from contextlib import contextmanager
 
+from .record import Recorder
+
 REFERENCE_MODULES = ("nstedu.losses", "nstedu.style_stats", "nstedu.objective", "nstedu.transfer", "nstedu.control",
                      "nstedu.masks", "nstedu.multiscale", "nstedu.optimizers", "nstedu.batch", "nstedu.video",
                      "nstedu.fast", "nstedu.checks")
@@ -243,8 +245,6 @@ class ReferenceWatch:
 
     @contextmanager
     def watching(self, recorder):
-        from .record import Recorder
-
         self._boundary = Recorder.__call__.__code__
         recorder.on_call = lambda args, kwargs: setattr(self, "_allowed", _handed_in_codes(list(args) + list(kwargs.values())))
         previous = sys.getprofile()

@@ -25,8 +25,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from jupyter_client.manager import AsyncKernelManager
-
 from .core import GRADING_ENV
 
 UNSAFE_ENV = "NSTEDU_UNSAFE_NO_SANDBOX"
@@ -131,31 +129,34 @@ def bwrap_command(cmd: list[str], private: str, cwd: str | None) -> list[str]:
     return args + [sys.executable, "-I", "-S", "-c", _LIMITER, str(memory_limit_bytes()), *cmd]
 
 
-class SandboxedKernelManager(AsyncKernelManager):
-    """A kernel manager whose kernels run in :func:`bwrap_command`, reached over ``ipc`` sockets in a private
-    folder. Used by the course's ``nbgrader_config.py`` (``Execute.kernel_manager_class``) and by
-    :mod:`nstedu.checks.session`."""
+@functools.lru_cache(maxsize=1)
+def kernel_manager_class():
+    """``SandboxedKernelManager``: a kernel manager whose kernels run in :func:`bwrap_command`, reached over ``ipc``
+    sockets in a private folder (used by :class:`nstedu.checks.classroom.SandboxedExecute` and the ``grade``
+    command). Made on first use: jupyter_client is optional (the classroom and notebook extras)."""
+    from jupyter_client.manager import AsyncKernelManager  # optional (classroom extras): only grading needs it
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self._private = tempfile.mkdtemp(prefix="nstedu-sandbox-")
-        self.transport = "ipc"
-        self.ip = os.path.join(self._private, "kernel")
-        self.connection_file = os.path.join(self._private, "kernel.json")
-        self.sealed = require_sandbox()
-        if self.sealed:   # a signal would reach bwrap, not the kernel: interrupt with a message instead
-            self.kernel_spec.interrupt_mode = "message"
+    class SandboxedKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self._private = tempfile.mkdtemp(prefix="nstedu-sandbox-")
+            self.transport = "ipc"
+            self.ip = os.path.join(self._private, "kernel")
+            self.connection_file = os.path.join(self._private, "kernel.json")
+            self.sealed = require_sandbox()
+            if self.sealed:   # a signal would reach bwrap, not the kernel: interrupt with a message instead
+                self.kernel_spec.interrupt_mode = "message"
 
-    async def _async_pre_start_kernel(self, **kw):
-        cmd, kw = await super()._async_pre_start_kernel(**kw)
-        env = dict(kw.get("env") or os.environ)
-        env[GRADING_ENV] = "1"
-        kw["env"] = env
-        if self.sealed:
-            cmd = bwrap_command(list(cmd), self._private, kw.get("cwd"))
-        return cmd, kw
+        async def _async_pre_start_kernel(self, **kw):
+            cmd, kw = await super()._async_pre_start_kernel(**kw)
+            kw["env"] = {**(kw.get("env") or os.environ), GRADING_ENV: "1"}
+            if self.sealed:
+                cmd = bwrap_command(list(cmd), self._private, kw.get("cwd"))
+            return cmd, kw
 
-    async def _async_cleanup_resources(self, restart: bool = False) -> None:
-        await super()._async_cleanup_resources(restart=restart)
-        if not restart:
-            shutil.rmtree(self._private, ignore_errors=True)
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            await super()._async_cleanup_resources(restart=restart)
+            if not restart:
+                shutil.rmtree(self._private, ignore_errors=True)
+
+    return SandboxedKernelManager

@@ -20,9 +20,11 @@ import sys
 import time
 
 from .core import CheckResult, hidden_seed
+from .definitions import definitions_from_cells, safe_definitions
 from .record import dumps, record_runs, verify
 from .reference_use import ReferenceWatch, static_reference_use
 from .registry import CHECKS, FUNCTION
+from .sandbox import check_timeout, memory_limit_bytes
 
 _CHECKS = dict(CHECKS)     # taken before any learner definition loads in this process (a class body could edit CHECKS)
 RECORD_TAG = "NSTEDU-RECORD "
@@ -33,8 +35,6 @@ _STATE: dict = {}
 # ----------------------------------------------------------------------------------------- kernel side
 def kernel_prepare(sources_json: str) -> None:
     """In the sandboxed kernel: the learner's definitions in a fresh namespace, and the reference watch."""
-    from .isolate import definitions_from_cells
-
     _STATE["watch"] = ReferenceWatch()     # before the definitions load: it lists nstedu's own code objects
     _STATE["namespace"], _STATE["problems"] = definitions_from_cells(json.loads(sources_json), "your notebook")
 
@@ -74,16 +74,14 @@ def _record_from(cell, exercise: str):
 
 def _memory_hint(hint: str) -> str:
     if "can't allocate memory" in hint or "MemoryError" in hint or "Cannot allocate memory" in hint:
-        from .sandbox import memory_limit_bytes
-
         return f"your function needed more memory than the grader allows ({memory_limit_bytes() / 2 ** 30:g} GiB)"
     return hint
 
 
 def _run(client, code: str, timeout: float):
     """Execute ``code`` as a cell in the client's kernel within ``timeout`` s: ``(cell, seconds, answered)``."""
-    import nbformat
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    import nbformat  # optional (the classroom extras): only grading needs it
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError  # optional, as nbformat
 
     cell = nbformat.v4.new_code_cell(code)
     saved = client.timeout, client.allow_errors
@@ -105,7 +103,7 @@ def _run(client, code: str, timeout: float):
 
 def _sync(call):
     """Run ``call()`` (which may return an awaitable, as an AsyncKernelManager's methods do) to completion."""
-    from jupyter_core.utils import ensure_async, run_sync
+    from jupyter_core.utils import ensure_async, run_sync  # optional, as nbformat
 
     async def go():
         return await ensure_async(call())
@@ -131,8 +129,6 @@ def _revive(client, prepare: str) -> bool:
 
 def definitions_source(sources) -> str:
     """The definitions a grader would run, of all code cells, as one source (for the static look)."""
-    from .isolate import safe_definitions
-
     return "\n\n".join(code for code in (safe_definitions(s, f"cell {k + 1}")[0] for k, s in enumerate(sources))
                        if code.strip())
 
@@ -140,8 +136,6 @@ def definitions_source(sources) -> str:
 def grade_items(client, sources: list[str], exercises, timeout: float | None = None) -> dict:
     """Grade ``exercises`` of a notebook whose code cells are ``sources`` in ``client``'s (sandboxed) kernel:
     ``{exercise: CheckResult}``. Each check gets ``timeout`` s (default :func:`sandbox.check_timeout`)."""
-    from .sandbox import check_timeout
-
     limit = check_timeout() if timeout is None else timeout
     seeds = [0, hidden_seed()]
     static = definitions_source(sources)
