@@ -178,8 +178,8 @@ def check_match_color_histogram(match: Callable, trials: int = 4, seed: int = 0)
         out = match(*[t.clone() for t in case])
         return out.detach().float() if isinstance(out, torch.Tensor) else out
 
-    def abs_error(out, ref):
-        return float((torch.as_tensor(out).double() - ref.double()).abs().max())
+    def abs_error(out, ref):  # NaN anywhere is an infinite error (NaN >= tol is False: it would pass)
+        return float((torch.as_tensor(out).double() - ref.double()).abs().max().nan_to_num(math.inf))
 
     def diagnose(case, out, exc):
         style, content = case
