@@ -2,11 +2,12 @@
 # with source/<assignment>/<assignment>.ipynb (the solution notebooks); see docs/instructors.md.
 import os
 
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Execute, IgnorePattern, LimitOutput,
-                                    SaveAutoGrades)
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds, Execute,
+                                    IgnorePattern, LimitOutput, OverwriteKernelspec, SaveAutoGrades)
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 
 from nstedu.checks.classroom import GradeInGraderProcess
+from nstedu.checks.hidden_tests import OverwriteCellsKeepingHiddenTests
 
 c = get_config()  # noqa: F821  (provided by nbgrader when it reads this file)
 
@@ -23,6 +24,10 @@ c.ClearSolutions.text_stub = "_Your answer here._"
 os.environ.setdefault("NSTEDU_QUICK", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 c.OverwriteCells.add_missing_cells = True
+# nbgrader's OverwriteCells warns "checksum has changed!" on every untouched cell with hidden tests (nbgrader #1961):
+# this subclass puts the hidden tests back first when the cell is exactly the released one.
+c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec,
+                                      OverwriteCellsKeepingHiddenTests, CheckCellMetadata]
 c.Execute.timeout = 600
 c.Autograde.autograde_preprocessors = [Execute, GradeInGraderProcess, IgnorePattern, ClearMetadataPreprocessor,
                                        LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]

@@ -27,7 +27,7 @@ LAYERS = [
     "nstedu.exercises", "nstedu.checks.core", "nstedu.checks.colour", "nstedu.checks.content_tv",
     "nstedu.checks.gram_style", "nstedu.checks.optimization", "nstedu.checks.harder", "nstedu.checks.capstone",
     "nstedu.checks.manifest", "nstedu.checks.registry", "nstedu.checks.isolate", "nstedu.checks.grading",
-    "nstedu.checks.classroom", "nstedu.checks",
+    "nstedu.checks.classroom", "nstedu.checks.hidden_tests", "nstedu.checks",
     "nstedu.checks.__main__",                                                         # the course's tools
 ]
 
