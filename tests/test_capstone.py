@@ -225,13 +225,13 @@ def test_by_value_alone_an_unscaled_term_is_not_called_missing(vgg):
             first = float(mistaken_total(term, lambda a, b, g, s: 1 / s)(noise, vgg, pf, sg, s["alpha"], s["beta"],
                                                                          s["gamma"]))
         hint = C._objective_hint(vgg, photo, painting, noise, s, first)
-        assert f"the {term} term is missing its size factor s" in hint, hint
+        assert hint.startswith(f"the {term} term is ") and "missing its size factor s" in hint, hint
 
 
 def test_candidates_are_distinct():
     for term, key, _ in C.TERMS:
         for weight in (1.0, 100.0):
-            factors = [f for f, _ in C._mistakes(term, weight, 390.0)]
+            factors = [f for f, *_ in C._mistakes(term, weight, 390.0)]
             assert all(abs(f - 1) > 1e-3 for f in factors)
             assert len(set(round(f, 9) for f in factors)) == len(factors)
 

@@ -4,7 +4,8 @@ learner's own functions, compared with nstedu's engine run with the same setting
 The learner writes ``style_transfer(vgg, photo, painting, start, alpha, beta, gamma, steps, lr) -> (image, losses)``
 from their ``gram_matrix``, ``content_loss``, ``style_loss``, ``tv_loss`` and ``optimization_step`` (Adam on the
 pixels). The reference is :func:`nstedu.transfer.optimize` on :class:`nstedu.transfer.Objective` with Adam, the same
-learning rate, layers and weights, computed here at run time (so it follows the engine's defaults). Both start from
+learning rate, layers and weights, computed here at run time (so it follows the engine's defaults), with the plain
+sums the learner computes (``relative=False``; the engine's default relative terms are another loss). Both start from
 the same image, so the first loss must agree to float precision and the images after ``steps`` steps to well under
 a grey level; a wrong objective (a missing ½, the size factor, one layer, an unnormalized Gram) changes the first
 loss, a wrong loop (no clamp, another start, another learning rate) changes the images.
@@ -109,29 +110,29 @@ def _engine_terms(vgg, photo, painting, x, s) -> dict:
 
 
 def _mistakes(term: str, weight: float, scale: float) -> list:
-    """``(factor, hint)``: the learner's term = factor × nstedu's, for the common mistakes in one term. Factors
-    that coincide (α = 1 makes "unweighted" the right answer) are dropped, so each candidate is distinct."""
+    """``(factor, label, hint)``: the learner's term = factor × nstedu's, for the common mistakes in one term.
+    Factors that coincide (α = 1 makes "unweighted" the right answer) are dropped: each candidate is distinct."""
     formula = dict((t, f) for t, _, f in TERMS)[term]
     sized = term != "style"
-    out = [(0.0, f"the {term} term is missing: add {formula}")]
+    out = [(0.0, "missing", f"the {term} term is missing: add {formula}")]
     if sized:
-        out.append((1 / scale, f"the {term} term is missing its size factor s = size_scale(H, W) (= {scale:.4g} "
-                               f"here): use {formula}, as the engine measures every image as if it had "
-                               "REFERENCE_PIXELS pixels"))
+        out.append((1 / scale, "missing its size factor s",
+                    f"the {term} term is missing its size factor s = size_scale(H, W) (= {scale:.4g} here): use "
+                    f"{formula}, as the engine measures every image as if it had REFERENCE_PIXELS pixels"))
     else:
-        out.append((scale, f"the style term must not be multiplied by the size factor s: use {formula} "
-                           "(only the content and TV terms grow with the pixel count)"))
+        out.append((scale, "multiplied by s", f"the style term must not be multiplied by the size factor s: use "
+                                              f"{formula} (only the content and TV terms grow with the pixel count)"))
     if weight not in (0.0, 1.0):
-        out.append((1 / weight, f"the {term} term is not weighted: use {formula}"))
+        out.append((1 / weight, "not weighted", f"the {term} term is not weighted: use {formula}"))
         if sized:
-            out.append((1 / (weight * scale), f"the {term} term has neither its weight nor the size factor s: use "
-                                              f"{formula}"))
+            out.append((1 / (weight * scale), "without its weight and s",
+                        f"the {term} term has neither its weight nor the size factor s: use {formula}"))
     if term == "content":
-        out.append((2.0, "your content term is 2× too large: content_loss is ½ Σ (F − P)²"))
+        out.append((2.0, "2× too large", "your content term is 2× too large: content_loss is ½ Σ (F − P)²"))
     distinct = []
-    for factor, hint in out:
-        if abs(factor - 1) > LOSS_TOL and all(abs(factor - f) > LOSS_TOL * max(abs(f), 1e-12) for f, _ in distinct):
-            distinct.append((factor, hint))
+    for factor, label, hint in out:
+        if abs(factor - 1) > LOSS_TOL and all(abs(factor - f) > LOSS_TOL * max(abs(f), 1e-12) for f, *_ in distinct):
+            distinct.append((factor, label, hint))
     return distinct
 
 
@@ -161,7 +162,7 @@ def _term_hint(total_loss, vgg, photo, painting, x, s, terms) -> str:
         if value is None or abs(value - ref) <= LOSS_TOL * ref:
             continue
         r = value / ref
-        for factor, hint in _mistakes(term, s[key], terms["scale"]):
+        for factor, _, hint in _mistakes(term, s[key], terms["scale"]):
             if abs(r - factor) <= LOSS_TOL * max(abs(factor), LOSS_TOL):
                 return hint
         return f"your {term} term is {r:.4g}× nstedu's at this image: use {formula}"
@@ -183,21 +184,26 @@ def _objective_hint(vgg, photo, painting, x, s, first, total_loss=None) -> str:
             return (f"your total_loss is right here (nstedu's {ref:.4g}), but the first loss of your style_transfer is "
                     f"{first:.4g}: optimize a copy of `start` (not the photo or another image), with the photo's "
                     "features and the painting's Gram matrices as the targets, and return the loss before each step")
-    candidates = []
+    candidates = []      # (value, term, label, hint)
     for term, key, _ in TERMS:
         if s[key] != 0 and terms[term] > 0:
-            candidates += [(ref + (factor - 1) * terms[term], hint) for factor, hint in
-                           _mistakes(term, s[key], terms["scale"])]
+            candidates += [(ref + (factor - 1) * terms[term], term, label, hint)
+                           for factor, label, hint in _mistakes(term, s[key], terms["scale"])]
     if terms["content"] > 0 and terms["TV"] > 0:
         both = ref - (1 - 1 / terms["scale"]) * (terms["content"] + terms["TV"])
-        candidates.append((both, "multiply the content and TV terms by the size factor s = size_scale(H, W)"))
-    fits = [hint for value, hint in candidates
-            if abs(value - ref) > LOSS_TOL * ref and abs(first - value) <= LOSS_TOL * abs(value)]
+        candidates.append((both, "", "", "multiply the content and TV terms by the size factor s = size_scale(H, W)"))
+    fits = [c for c in candidates
+            if abs(c[0] - ref) > LOSS_TOL * ref and abs(first - c[0]) <= LOSS_TOL * abs(c[0])]
     if len(fits) == 1:
-        return fits[0]
+        return fits[0][3]
+    if fits and len({term for _, term, _, _ in fits}) == 1 and fits[0][1]:
+        term = fits[0][1]
+        formula = dict((t, f) for t, _, f in TERMS)[term]
+        return (f"the {term} term is " + ", or ".join(label for _, _, label, _ in fits) + " — at this image these "
+                f"give the same loss (within the tolerance): use {formula}")
     if fits:
         return ("your loss at this image fits more than one mistake (they differ by less than the tolerance here): "
-                + "; or ".join(fits))
+                + "; or ".join(hint for *_, hint in fits))
     return (f"your loss at the image is {first:.4g}, nstedu's is {ref:.4g}: check total_loss "
             "(α · s · content + β · style + γ · s · tv, with your functions and the engine's layers)")
 
