@@ -2,11 +2,12 @@
 # with source/<assignment>/<assignment>.ipynb (the solution notebooks); see docs/instructors.md.
 import os
 
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput,
-                                    SaveAutoGrades)
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds,
+                                    IgnorePattern, LimitOutput, OverwriteKernelspec, SaveAutoGrades)
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 
 from nstedu.checks.classroom import SandboxedExecute, refuse_unsealed_autograde
+from nstedu.checks.hidden_tests import OverwriteCellsKeepingHiddenTests
 
 c = get_config()  # noqa: F821  (provided by nbgrader when it reads this file)
 
@@ -29,6 +30,10 @@ os.environ["NSTEDU_COURSE_ROOT"] = c.CourseDirectory.root   # hidden from the le
 # os.environ.setdefault("NSTEDU_HIDDEN_SEED", "…")     # your own hidden inputs (docs/instructors.md)
 refuse_unsealed_autograde()
 c.OverwriteCells.add_missing_cells = True
+# nbgrader's OverwriteCells warns "checksum has changed!" on every untouched cell with hidden tests (nbgrader #1961):
+# this subclass puts the hidden tests back first when the cell is exactly the released one.
+c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec,
+                                      OverwriteCellsKeepingHiddenTests, CheckCellMetadata]
 c.SandboxedExecute.timeout = 60                          # seconds per notebook cell
 c.Autograde.autograde_preprocessors = [SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                                        SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]

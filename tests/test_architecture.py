@@ -27,8 +27,9 @@ LAYERS = [
     "nstedu.exercises", "nstedu.checks.core", "nstedu.checks.colour", "nstedu.checks.content_tv",
     "nstedu.checks.gram_style", "nstedu.checks.optimization", "nstedu.checks.harder", "nstedu.checks.capstone",
     "nstedu.checks.manifest", "nstedu.checks.registry", "nstedu.checks.record", "nstedu.checks.reference_use",
-    "nstedu.checks.definitions", "nstedu.checks.isolate", "nstedu.checks.sandbox", "nstedu.checks.session", "nstedu.checks.classroom",
-    "nstedu.checks.autograde", "nstedu.checks.grading", "nstedu.checks",
+    "nstedu.checks.definitions", "nstedu.checks.isolate", "nstedu.checks.sandbox", "nstedu.checks.session",
+    "nstedu.checks.hidden_tests", "nstedu.checks.classroom", "nstedu.checks.autograde", "nstedu.checks.grading",
+    "nstedu.checks",
     "nstedu.checks.__main__",                                                         # the course's tools
 ]
 

@@ -40,11 +40,13 @@ class CheckResult:
 
 
 def rel_error(a, b) -> float:
-    """``max |a - b| / max(1e-8, |a| + |b|)`` elementwise (CS231n's measure); inf for different shapes."""
+    """``max |a - b| / max(1e-8, |a| + |b|)`` elementwise (CS231n's measure); inf for different shapes and where
+    either holds NaN or inf (a NaN would otherwise compare as "not above the tolerance" and pass)."""
     a, b = torch.as_tensor(a).detach().double(), torch.as_tensor(b).detach().double()
     if a.shape != b.shape:
         return math.inf
-    return float(((a - b).abs() / (a.abs() + b.abs()).clamp_min(1e-8)).max()) if a.numel() else 0.0
+    err = float(((a - b).abs() / (a.abs() + b.abs()).clamp_min(1e-8)).max()) if a.numel() else 0.0
+    return math.inf if math.isnan(err) or math.isinf(err) else err
 
 
 def _close(a, b, tol: float = 1e-3) -> bool:
@@ -138,6 +140,18 @@ def _not_scalar_hint(out) -> str:
     if out.dim() != 0:
         return f"return a single number (0-dim tensor), got shape {tuple(out.shape)}: sum over all elements"
     return ""
+
+
+def _sign_hint(out, ref, formula: str) -> str:
+    """A loss that is a sum of squares can never be negative (or NaN): name that before any factor."""
+    value, r = float(out.detach()), _scale(out, ref)
+    if math.isnan(value) or math.isinf(value):
+        return f"your loss is {value}: look for a division by zero or a log/sqrt of a negative number"
+    if value >= 0:
+        return ""
+    times = "" if r is None else f" (your value is {r:.4g}× the reference)"
+    return (f"the sign is flipped: the loss must be ≥ 0 — it is a sum of squares, {formula} — but yours is "
+            f"{value:.4g}{times}; a negative loss would push the image *away* from its target")
 
 
 # random feature maps (post-ReLU, small) for the loss checks, named like the engine's layers (nstedu.losses
