@@ -232,3 +232,41 @@ def test_clamping_only_at_the_end_raises_the_loss_as_notebook_01_shows(vgg):
         assert float(((free < 0) | (free > 1)).float().mean()) > 0.005          # the free run did leave [0, 1]
         at_end, clamped = float(objective(free.clamp(0, 1))[0]), float(objective(every)[0])
     assert at_end > 1.01 * clamped
+
+
+# ------------------------------------------------------------------- 04: reconstructions and balance
+def _markdown_table(section: str, first_header: str) -> dict:
+    """``{row label: [cells]}`` of the table whose header row starts with ``first_header``."""
+    lines = section.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    rows = {}
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_04_reconstruction_colours_are_what_bench_lessons_measured():
+    """The relu4_2 reconstruction keeps the photo's colours (the figure shows it); the text says so, and says why
+    (the features code them, the start does not matter, more steps bring them closer) with RESULTS.md's numbers."""
+    section = _section(REPO / "benchmarks/RESULTS.md", "bench_lessons: reconstructions (cpu)")
+    starts = {k: float(v[0]) for k, v in _markdown_table(section, "start image").items()}
+    layers = {k: float(v[0]) for k, v in _markdown_table(section, "layer").items()}
+    curves = _markdown_table(section, "start")
+    steps = [int(s) for s in section.splitlines()[next(i for i, l in enumerate(section.splitlines())
+                                                         if l.startswith("| start |"))].strip("|").split("|")[1:]]
+    at = {name: dict(zip(steps, map(float, cells))) for name, cells in curves.items()}
+    grey = starts["grey 0.5"]
+    assert max(layers[k] for k in ("relu1_2", "relu2_2", "relu3_2")) < 0.2 * grey     # almost every pixel
+    assert layers["relu4_2"] < 0.5 * grey < layers["relu5_2"]                          # colours kept / let go
+    assert starts["noise (seed 0)"] > 0.9 * grey                                        # the start holds no colours
+    assert all(a[300] < a[150] for a in at.values())                                    # more steps, closer
+    text = _flat(_cell_with("04_content_and_style_losses", "what each layer remembers"))
+    assert "let the exact colours and fine details go" not in text
+    noise = at["noise (seed 0)"]
+    assert f"off by {round(noise[150])} after 150 L-BFGS steps and by {round(noise[300])} after 300" in text
+    assert f"a grey image is off by {round(grey)}" in text
+    others = sorted(round(at[k][300]) for k in at if k != "noise (seed 0)")
+    assert f"from grey or another photo, by {others[0]}–{others[-1]} after 300" in text
