@@ -270,3 +270,25 @@ def test_04_reconstruction_colours_are_what_bench_lessons_measured():
     assert f"a grey image is off by {round(grey)}" in text
     others = sorted(round(at[k][300]) for k in at if k != "noise (seed 0)")
     assert f"from grey or another photo, by {others[0]}–{others[-1]} after 300" in text
+
+
+def test_04_balance_text_matches_its_figure_and_the_longer_runs(vgg):
+    """The reference figure (120 steps per run) has the size-invariant content distance level from 64 to 128 px and
+    higher at 256 px; the text says so with bench_lessons' numbers for the same runs, and what more steps change."""
+    section = _section(REPO / "benchmarks/RESULTS.md", "bench_lessons: balance (cpu)")
+    rows = _markdown_table(section, "size")
+    content = {int(k.split()[0]): [float(c.split(" / ")[0]) for c in v] for k, v in rows.items()}
+    assert sorted(content) == [64, 128, 256] and "| size | 120 steps | 400 steps |" in section
+    short, long_ = {px: v[0] for px, v in content.items()}, {px: v[1] for px, v in content.items()}
+    assert abs(short[64] - short[128]) < 0.03 and short[256] > short[128] + 0.08          # what the figure shows
+    text = _flat(_cell_with("04_content_and_style_losses", "converged check"))
+    assert "both should stay roughly level." not in text
+    assert (f"{short[64]:.2f} and {short[128]:.2f} at 64 and 128 px, but {short[256]:.2f} at 256 px" in text)
+    assert f"after 400 steps: {long_[64]:.2f}, {long_[128]:.2f} and {long_[256]:.2f}" in text
+    assert long_[256] > long_[128] + 0.08 and "That is not a short run" in text              # more steps: still higher
+    style = {int(k.split()[0]): float(v[0].split(" / ")[1]) for k, v in rows.items()}
+    assert max(style.values()) - min(style.values()) < 0.01
+    assert f"style distance is level ({style[64]:.3f}, {style[128]:.3f}, {style[256]:.3f})" in text
+    photo = pil_to_tensor(samples.load("chelsea", 64)), pil_to_tensor(samples.load("chelsea", 256))
+    maps = [tuple(vgg(x, ["relu4_2"])["relu4_2"].shape[-1:-3:-1]) for x in photo]            # (width, height)
+    assert f"relu4_2 map of {maps[0][0]} × {maps[0][1]} positions, at 256 px on {maps[1][0]} × {maps[1][1]}" in text
