@@ -96,6 +96,9 @@ def _run_stylize(args) -> int:
                                                steps_per_scale=_steps_per_scale(args), **kwargs)
     else:
         result = transfer.run_style_transfer(args.content, style, **kwargs)
+    if result.stop_reason == "non-finite" and not result.history["step"]:  # the photo back unchanged is no result
+        raise ValueError(f"the loss was never finite ({result.message.split(';')[0]}): lower --content-weight, "
+                         f"--style-weight or --tv-weight; nothing was written")
     finished = result.stop_reason not in ("interrupted", "stopped")
     where = save_result(result.image, out, finished)  # an interrupted run never replaces a finished output
     if where != out:

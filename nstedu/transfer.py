@@ -273,9 +273,6 @@ def optimize(objective: Callable, x0: torch.Tensor, cfg: TransferConfig, *, call
                     opt.step(closure)
                     sched.step()
             except _NonFinite as e:
-                if state["evals"] == 0:  # not even the start image has a finite loss: no step size can help
-                    raise ValueError(f"the loss is not finite at the start image ({e}): a loss weight is too large "
-                                     f"for float32 arithmetic; lower content_weight, style_weight or tv_weight") from None
                 retries += 1
                 with torch.no_grad():
                     x.copy_(state["good_x"])
