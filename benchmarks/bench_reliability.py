@@ -93,7 +93,8 @@ def table(result: dict, seconds: float) -> str:
     explicit = sum(p + f for p, f in result["tests"].values())
     return ("\n".join(rows) + f"\n\n{explicit} explicit cases and {tried} generated examples in {seconds:.0f} s "
             "(both files, this machine). Handled = a correct result, or one clear line with the right exit status "
-            "(2 bad input, 1 result rescued to ~/.cache/nstedu/rescued, 130 interrupted); no traceback, no silent "
+            "(2 bad input, 1 result rescued to ~/.cache/nstedu/rescued, 130 interrupted, 143/129 SIGTERM/SIGHUP); no "
+            "traceback, no silent "
             "wrong image, no lost result. Each of the 17 causes of the issue-14 sweep, and its three 'Also' items, "
             "has at least one case in `test_reliability.py`, and each of the 10 causes of issue 24 a family of cases "
             "(slow ones included: the benchmark runs them all).")

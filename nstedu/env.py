@@ -52,6 +52,18 @@ def default_size(device: torch.device) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ memory
+def available_memory_gb() -> Optional[float]:
+    """The memory (GB) the kernel can give this process now (``MemAvailable``), on Linux; else None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def memory_gb(device: torch.device) -> Optional[float]:
     """The memory (GB) a new run on ``device`` can take *now*: the CPU's available memory (Linux ``MemAvailable``:
     free plus reclaimable caches; physical memory where that is unknown), the GPU's free memory on CUDA, else None."""
@@ -59,14 +71,8 @@ def memory_gb(device: torch.device) -> Optional[float]:
         if device.type == "cuda":
             return torch.cuda.mem_get_info(device)[0] / 1e9
         if device.type == "cpu":
-            try:
-                with open("/proc/meminfo") as f:
-                    for line in f:
-                        if line.startswith("MemAvailable:"):
-                            return int(line.split()[1]) * 1024 / 1e9
-            except (OSError, ValueError, IndexError):
-                pass
-            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+            available = available_memory_gb()
+            return available if available is not None else os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
     except (AttributeError, ValueError, OSError, RuntimeError):  # not on Linux/macOS, or no such GPU
         pass
     return None

@@ -493,6 +493,8 @@ def test_an_interrupted_restart_of_fast_training_keeps_the_finished_checkpoint(t
     ckpt = tmp_path / "m.pth"
     training.train_fast("starry_night", None, checkpoint=ckpt, **tiny)
     finished = ckpt.read_bytes()
+    with pytest.raises(ImageError, match="is the checkpoint"):  # exporting over the checkpoint would lose it
+        training.export_model(ckpt, tmp_path / "." / "m.pth")
 
     def stop(step, parts):
         raise KeyboardInterrupt
@@ -601,6 +603,9 @@ def _fits_line(err, option):
 def test_fast_and_fast_train_check_memory_before_allocating(tmp_path, capsys, monkeypatch, argv, option):
     monkeypatch.setattr(env, "memory_gb", lambda device: 8.0)
     monkeypatch.chdir(tmp_path)
+    from nstedu.fast import training
+    monkeypatch.setattr(FastStylizer, "stylize_tensor", lambda *a: pytest.fail("allocated before the check"))
+    monkeypatch.setattr(training, "init_net", lambda *a: pytest.fail("allocated before the check"))
     code, _, err = run([*argv, "-o" if argv[0] == "fast" else "-q", *(["o.png"] if argv[0] == "fast" else [])], capsys)
     fits = int(_fits_line(err, option))
     if argv[0] == "fast":
@@ -777,7 +782,7 @@ def test_tensors_are_read_channels_first_whatever_their_width(width):
     red[:, 0] = 1.0
     for t in (red, red[0]):
         img = load_image(t)
-        assert img.size == (width, 4) and set(img.getdata()) == {(255, 0, 0)}
+        assert img.size == (width, 4) and set(map(tuple, np.asarray(img).reshape(-1, 3))) == {(255, 0, 0)}
 
 
 @pytest.mark.parametrize("kw, says", [
@@ -806,6 +811,6 @@ def test_strings_where_lists_are_expected_are_split_not_read_letter_by_letter(tm
 
 def test_a_premultiplied_la_image_loads_as_documented():
     la = Image.merge("LA", [Image.new("L", (4, 2), 100), Image.new("L", (4, 2), 255)]).convert("La")
-    assert la.mode == "La" and set(load_image(la).getdata()) == {(100, 100, 100)}
+    assert la.mode == "La" and set(map(tuple, np.asarray(load_image(la)).reshape(-1, 3))) == {(100, 100, 100)}
     clear = Image.merge("LA", [Image.new("L", (4, 2), 100), Image.new("L", (4, 2), 0)]).convert("La")
-    assert set(load_image(clear).getdata()) == {(255, 255, 255)}  # transparent: composited on white
+    assert set(map(tuple, np.asarray(load_image(clear)).reshape(-1, 3))) == {(255, 255, 255)}  # transparent: composited on white

@@ -287,7 +287,9 @@ def train_fast(style: ImageLike, images=None, config: Optional[FastConfig] = Non
 
 
 def export_model(checkpoint, path) -> Path:
-    """Copy a training checkpoint without its optimizer state and history (about ⅓ of the size) to ``path``."""
+    """Copy a training checkpoint without its optimizer state and history (about ⅓ of the size) to ``path``
+    (never over the checkpoint itself)."""
+    check_file_output(path, f"export '{path}'", inputs={"checkpoint": str(checkpoint)})
     net, obj = load_net(checkpoint)
     meta = dict(obj.get("meta", {}))
     hist = obj.get("history") or {}
