@@ -489,6 +489,8 @@ def test_an_interrupted_video_rerun_keeps_the_finished_video(tmp_path):
 
 def test_an_interrupted_restart_of_fast_training_keeps_the_finished_checkpoint(tmp_path, monkeypatch):
     from nstedu.fast import training
+    monkeypatch.setattr(training.PhotoCrops, "__call__",  # random crops: decoding the photos is not what is tested
+                        lambda self, n: torch.rand(n, 3, self.size, self.size, generator=self.gen))
     tiny = dict(size=32, steps=1, batch_size=1, width=4, res_blocks=1, progress=False)
     ckpt = tmp_path / "m.pth"
     training.train_fast("starry_night", None, checkpoint=ckpt, **tiny)
@@ -514,9 +516,58 @@ def test_sigterm_and_sighup_raise_keyboard_interrupt_and_set_the_exit_status():
         with arguments.signals_as_interrupt():
             with pytest.raises(KeyboardInterrupt):
                 os.kill(os.getpid(), sig)
-                time.sleep(5)  # the handler runs at the next bytecode
+                for _ in range(500):  # the handler runs at the next bytecode
+                    time.sleep(0.01)
             assert arguments.exit_status(130) == 128 + sig and arguments.exit_status(2) == 2
         assert signal.getsignal(sig) == before  # restored
+
+
+@pytest.mark.parametrize("command", ["batch", "fast-train", "video"])
+def test_sigterm_in_every_command_keeps_the_work_and_exits_143(tmp_path, capsys, monkeypatch, command):
+    """The command sends itself SIGTERM in the middle of its work (in this process: the handler is the command's)."""
+    def term():
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(500):  # the handler raises at the next bytecode (the signal may reach another thread first)
+            time.sleep(0.01)
+    if command == "batch":
+        (tmp_path / "in").mkdir()
+        for i in range(2):
+            _photo(tmp_path / "in" / f"{i}.png")
+        real = batch.transfer.run_style_transfer
+        calls = []
+
+        def second_photo_killed(*a, **k):
+            calls.append(1)
+            if len(calls) == 2:
+                term()
+            return real(*a, **k)
+        monkeypatch.setattr(batch.transfer, "run_style_transfer", second_photo_killed)
+        argv = ["batch", tmp_path / "in", "--style", "starry_night", "-o", tmp_path / "out", *TINY]
+        kept = [tmp_path / "out" / "0_starry_night.png"]
+    elif command == "fast-train":
+        from nstedu.fast import training
+        calls = []
+
+        def crops(self, n):  # random crops: decoding the bundled photos is not what is tested here
+            calls.append(1)
+            if len(calls) == 2:
+                term()
+            return torch.rand(n, 3, self.size, self.size, generator=self.gen)
+        monkeypatch.setattr(training.PhotoCrops, "__call__", crops)
+        argv = ["fast-train", "starry_night", "--out", tmp_path / "m.pth", "--size", 32, "--steps", 5, "--width", 4,
+                "--res-blocks", 1, "--batch-size", 1, "-q"]
+        kept = [tmp_path / "m.pth"]
+    else:
+        from nstedu import cli_video
+        clip, real = _clip(tmp_path), cli_video.stylize_video
+        monkeypatch.setattr(cli_video, "stylize_video", lambda *a, **k: real(
+            *a, **dict(k, segment_seconds=0.1, on_frame=lambda i, x, y: term() if i == 2 else None)))
+        argv = ["video", clip, "--fast", "starry_night_cpu", "-o", tmp_path / "o.mp4", "-q"]
+        kept = [tmp_path / "o.mp4"]
+    code, _, _ = run(argv, capsys)
+    assert code == 128 + signal.SIGTERM and all(p.exists() and p.stat().st_size > 0 for p in kept)
+    if command == "fast-train":
+        assert FastStylizer.load(kept[0]).meta["steps_trained"] == 1
 
 
 @pytest.mark.slow
