@@ -10,6 +10,7 @@ and the options table in README.md are all generated from these fields, so they 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Optional, Sequence
 
@@ -151,8 +152,9 @@ class TransferConfig:
                 raise ValueError(f"{name} {getattr(self, name):g} is too large for float32 arithmetic (at most {MAX_WEIGHT:g})")
         if not (self.content_weight or self.style_weight or self.tv_weight):
             raise ValueError("content_weight, style_weight and tv_weight are all 0: there is nothing to optimize")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2 ** 63:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < 2 ** 63:
             raise ValueError(f"seed must be a whole number from 0 to 2**63 - 1, got {self.seed!r}")
+        self.seed = int(self.seed)  # a numpy integer too (it must go into JSON manifests)
         positive("lr")
         positive("lr_decay")
         positive("lr_decay_every", integer=True)

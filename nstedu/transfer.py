@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import time
 import warnings
 from dataclasses import dataclass, fields, replace
@@ -109,7 +110,7 @@ def check_hooks(callback, callback_every, should_stop) -> None:
     for name, hook in (("callback", callback), ("should_stop", should_stop)):
         if hook is not None and not callable(hook):
             raise TypeError(f"{name} must be a function (or None); got {type(hook).__name__}")
-    if isinstance(callback_every, bool) or not isinstance(callback_every, int) or callback_every <= 0:
+    if isinstance(callback_every, bool) or not isinstance(callback_every, numbers.Integral) or callback_every <= 0:
         raise ValueError(f"callback_every must be a positive whole number, got {callback_every!r}")
 
 
