@@ -87,13 +87,13 @@ def exit_status(code: int) -> int:
 
 @contextlib.contextmanager
 def signals_as_interrupt() -> Iterator[None]:
-    """Within: SIGTERM and SIGHUP act like Ctrl-C (see :func:`_stop`); the previous handlers come back after.
-    Only in the main thread (signal handlers can be set nowhere else)."""
+    """Within: SIGTERM and SIGHUP act like Ctrl-C (see :func:`_stop`) unless they are ignored (``nohup``); the previous
+    handlers come back after. Only in the main thread (signal handlers can be set nowhere else)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    received.clear()
-    saved = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
+    received.clear()  # a signal ignored on purpose (`nohup` ignores SIGHUP) stays ignored
+    saved = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS if signal.getsignal(sig) != signal.SIG_IGN}
     try:
         yield
     finally:

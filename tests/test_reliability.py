@@ -520,6 +520,14 @@ def test_sigterm_and_sighup_raise_keyboard_interrupt_and_set_the_exit_status():
                     time.sleep(0.01)
             assert arguments.exit_status(130) == 128 + sig and arguments.exit_status(2) == 2
         assert signal.getsignal(sig) == before  # restored
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # under `nohup`: a hangup stays ignored
+    try:
+        with arguments.signals_as_interrupt():
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.05)
+            assert arguments.exit_status(130) == 130
+    finally:
+        signal.signal(signal.SIGHUP, before)
 
 
 @pytest.mark.parametrize("command", ["batch", "fast-train", "video"])
