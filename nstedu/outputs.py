@@ -15,8 +15,11 @@
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import signal
+import threading
 import tempfile
 import time
 import warnings
@@ -159,7 +162,11 @@ def save_result(img, path: PathLike, finished: bool, quality: int = 95) -> Path:
 def write_or_rescue(path: PathLike, write, label: str = "result") -> Path:
     """:func:`~nstedu.images.atomic_write` of any file (a model checkpoint, …); if that fails, the same bytes go
     to a :func:`rescue_folders` folder and :class:`SaveFailed` names both paths (the work is never lost)."""
-    path = Path(path)
+    with signals_held():
+        return _write_or_rescue(Path(path), write, label)
+
+
+def _write_or_rescue(path: Path, write, label: str) -> Path:
     try:
         return atomic_write(path, write)
     except Exception as e:  # disk full, read-only, file too large: keep the work
@@ -191,11 +198,42 @@ def rescue_folders() -> list[Path]:
     return [Path(cache) / "nstedu" / "rescued", Path(tempfile.gettempdir()) / "nstedu-rescued"]
 
 
+@contextlib.contextmanager
+def signals_held():
+    """Within: Ctrl-C, SIGTERM and SIGHUP wait (recorded, not lost) until the block ends, so that a second Ctrl-C or a
+    ``kill`` while a finished result is being written cannot abort the write; each then gets its own handler right
+    after it. Only in the main thread (Python runs signal handlers nowhere else); a no-op elsewhere."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list = []
+    saved = {}
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) not in (signal.SIG_IGN, None):
+            saved[sig] = signal.signal(sig, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        for sig in pending:
+            handler = saved[sig]
+            if callable(handler):
+                handler(sig, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(sig)
+
+
 def save_or_rescue(img, path: PathLike, quality: int = 95) -> Path:
     """:func:`~nstedu.images.save_image`, and if the write fails (disk full, file too large, read-only, …) save
     the image in a :func:`rescue_folders` folder instead (as PNG, or JPEG if even that fails) and raise
     :class:`SaveFailed` naming both paths, so the caller can report it in one line and exit non-zero."""
-    path = Path(path)
+    with signals_held():
+        return _save_or_rescue(img, Path(path), quality)
+
+
+def _save_or_rescue(img, path: Path, quality: int) -> Path:
     try:
         return save_image(img, path, quality)
     except Exception as e:  # whatever stopped the write (OSError mostly), the picture must not be lost

@@ -530,6 +530,21 @@ def test_sigterm_and_sighup_raise_keyboard_interrupt_and_set_the_exit_status():
         signal.signal(signal.SIGHUP, before)
 
 
+def test_a_signal_while_the_result_is_written_waits_for_the_write(tmp_path, monkeypatch):
+    """A second Ctrl-C (or a kill) during the final write does not abort it: it acts right after."""
+    real = images.atomic_write
+
+    def interrupted_write(path, write, text=False):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(20):
+            time.sleep(0.01)
+        return real(path, write, text)
+    monkeypatch.setattr(images, "atomic_write", interrupted_write)
+    with pytest.raises(KeyboardInterrupt):
+        outputs.save_or_rescue(Image.new("RGB", (20, 10), (9, 99, 199)), tmp_path / "r.png")
+    assert Image.open(tmp_path / "r.png").getpixel((5, 5)) == (9, 99, 199)
+
+
 @pytest.mark.parametrize("command", ["batch", "fast-train", "video"])
 def test_sigterm_in_every_command_keeps_the_work_and_exits_143(tmp_path, capsys, monkeypatch, command):
     """The command sends itself SIGTERM in the middle of its work (in this process: the handler is the command's)."""
