@@ -15,14 +15,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nstedu"
 #: The layer order, bottom first: a module may import (at module level) only modules listed before it.
 #: The same order is drawn in ARCHITECTURE.md; a new module must be placed here.
 LAYERS = [
-    "nstedu.images", "nstedu.outputs", "nstedu.samples", "nstedu.weights", "nstedu.vgg", "nstedu.env", "nstedu.allocator",  # pictures and the network
+    "nstedu.files", "nstedu.images", "nstedu.outputs", "nstedu.samples", "nstedu.weights", "nstedu.vgg", "nstedu.env", "nstedu.allocator",  # pictures and the network
     "nstedu.losses", "nstedu.flow", "nstedu.metrics", "nstedu.config", "nstedu.objective",          # what is minimized
     "nstedu.optimizers",
     "nstedu.masks", "nstedu.control",                                                 # before / after
     "nstedu.transfer",                                                                # the optimizer
     "nstedu.multiscale", "nstedu.batch", "nstedu.fast.network", "nstedu.fast.training", "nstedu.fast",
-    "nstedu.fast_train", "nstedu.videoio", "nstedu.clips", "nstedu.video",   # built on the engine
-    "nstedu.plotting", "nstedu.widget_layout", "nstedu.widgets", "nstedu.arguments", "nstedu.cli_video", "nstedu.cli",  # for people
+    "nstedu.fast_train", "nstedu.videoio", "nstedu.clips", "nstedu.video_progress", "nstedu.video",   # built on the engine
+    "nstedu.plotting", "nstedu.widget_layout", "nstedu.widgets", "nstedu.arguments", "nstedu.cli_options", "nstedu.cli_video", "nstedu.cli",  # for people
     "nstedu", "nstedu.__main__",
     "nstedu.exercises", "nstedu.checks.core", "nstedu.checks.colour", "nstedu.checks.content_tv",
     "nstedu.checks.gram_style", "nstedu.checks.optimization", "nstedu.checks.harder", "nstedu.checks.capstone",
