@@ -93,6 +93,19 @@ CHEAT_CELL = ("import sqlite3, pathlib\nprint('PASSED ✓ 100 %')\n"
               "try:\n    open('grades.json', 'w').write('{\"score\": 100}')\nexcept Exception as e:\n    print('no:', e)\n")
 
 
+def expected_score(assignment: str, kind: str) -> float:
+    """The autograded score a synthetic submission of ``kind`` must get: full marks when correct, 0 when empty or
+    cheating, and when buggy 0 except the capstone's feature inversion (3), which uses no Gram matrix (its bug)."""
+    from nstedu.checks.manifest import ASSIGNMENTS
+
+    items = [i for i in ASSIGNMENTS[assignment] if i.kind == "check"]
+    if kind == "correct":
+        return float(sum(i.points for i in items))
+    if kind == "buggy":
+        return float(sum(i.points for i in items if i.exercise == "feature_inversion"))
+    return 0.0
+
+
 def submit(course: Path, student: str, assignment: str, kind: str) -> Path:
     """File a synthetic submission of ``kind`` for ``student`` (the release must exist: generate_assignment)."""
     import nbformat
