@@ -33,10 +33,11 @@ def build_class(course: Path, students: int, assignments) -> dict:
     subprocess.run([sys.executable, str(REPO / "tools" / "classroom.py"), "init", str(course)], check=True,
                    capture_output=True)
     nbgrader = str(Path(sys.executable).parent / "nbgrader")
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
     roster = {f"s{k:03d}_{KINDS[k % 3]}": KINDS[k % 3] for k in range(students)}
     for assignment in assignments:
         subprocess.run([nbgrader, "generate_assignment", assignment, "--force"], cwd=course, check=True,
-                       capture_output=True)
+                       capture_output=True, env=env)
         for student, kind in roster.items():
             tools.submit(course, student, assignment, kind)
     return roster

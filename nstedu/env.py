@@ -3,6 +3,7 @@ size fits it), quick mode for notebooks and CI, and a report of versions, device
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import math
 import os
 import platform
@@ -266,15 +267,20 @@ def in_colab() -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ report
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def info() -> dict:
     """Versions, device and weight availability, as a dict (``nstedu info`` prints it)."""
-    import torchvision  # heavy (~1 s): only for this report
-
     report = {
         "nstedu": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": _version("torchvision"),   # not imported: torchvision pulls in torch._dynamo (~2 s)
         "device": str(default_device()),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available",
         "threads": torch.get_num_threads(),

@@ -256,9 +256,14 @@ def _torchvision_weights():
     return VGG19_Weights.IMAGENET1K_V1
 
 
+#: the file name of torchvision's IMAGENET1K_V1 VGG-19 weights (the last part of their URL; a test keeps it in step),
+#: so that asking where they are cached imports no torchvision (which pulls in torch._dynamo: ~2 s)
+TORCHVISION_VGG19_FILE = "vgg19-dcbb9e9d.pth"
+
+
 def torchvision_cache_path() -> Path:
     """Where torchvision keeps (or will keep) its VGG-19 weights file: the torch hub cache, ``$TORCH_HOME``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(_torchvision_weights().url).name
+    return Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_VGG19_FILE
 
 
 def load_torchvision_state_dict() -> dict[str, torch.Tensor]:

@@ -107,6 +107,20 @@ def hidden_paths() -> list[str]:
     return [str(Path(p).resolve()) for p in paths if p.strip() and Path(p).is_dir()]
 
 
+@functools.lru_cache(maxsize=1)
+def _warm_caches() -> tuple[str, str]:
+    """matplotlib's font cache and nstedu's dequantized VGG weights, made here once (the grader may write them) and
+    read by every sandboxed kernel through the read-only file system: each kernel would otherwise rebuild both."""
+    import matplotlib  # a dependency of nstedu, imported only when a sandbox is built
+    import matplotlib.font_manager  # noqa: F401  (builds the font cache in matplotlib's config folder)
+
+    from ..vgg import get_vgg
+    from ..weights import cache_dir
+
+    get_vgg("caffe", "cpu")     # writes the dequantized weights to the cache (where it can)
+    return matplotlib.get_configdir(), str(cache_dir())
+
+
 _LIMITER = ("import os, resource, sys; n = int(sys.argv[1]); resource.setrlimit(resource.RLIMIT_DATA, (n, n)); "
             "os.execv(sys.argv[2], sys.argv[2:])")
 
@@ -123,7 +137,8 @@ def bwrap_command(cmd: list[str], private: str, cwd: str | None) -> list[str]:
     args += ["--bind", private, private]      # after the folder above: it may lie inside it
     home = os.path.join(private, "home")
     os.makedirs(home, exist_ok=True)
-    args += ["--setenv", "HOME", home, "--setenv", "MPLCONFIGDIR", os.path.join(home, "mpl"),
+    mpl, weights = _warm_caches()
+    args += ["--setenv", "HOME", home, "--setenv", "MPLCONFIGDIR", mpl, "--setenv", "NSTEDU_CACHE_DIR", weights,
              "--setenv", "IPYTHONDIR", os.path.join(home, "ipython"), "--setenv", "TMPDIR", "/tmp",
              "--setenv", GRADING_ENV, "1", "--unsetenv", "JPY_PARENT_PID", "--"]  # its parent is bwrap: no polling
     return args + [sys.executable, "-I", "-S", "-c", _LIMITER, str(memory_limit_bytes()), *cmd]
