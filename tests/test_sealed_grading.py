@@ -221,3 +221,36 @@ def test_default_limits(monkeypatch):
     monkeypatch.delenv(sandbox.MEMORY_ENV, raising=False)
     assert sandbox.check_timeout() == 60 and sandbox.memory_limit_bytes() == 4 * 2 ** 30
     assert math.isfinite(sandbox.check_timeout())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sandbox.shutil.which("bwrap"), reason="bubblewrap is not installed")
+def test_a_huge_or_endless_function_fails_its_item_and_grading_goes_on(tmp_path, monkeypatch):
+    """`python -m nstedu.checks grade`'s path: one sandboxed kernel; a 16 GB allocation fails its item with the
+    memory limit named, an endless loop fails its item at the time limit, and the next item is still graded."""
+    import nbformat
+
+    from nstedu.checks.grading import grade_notebook
+
+    monkeypatch.setenv(sandbox.MEMORY_ENV, "1")
+    monkeypatch.setenv(sandbox.TIMEOUT_ENV, "10")
+    def notebook(name, source):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell(source)]
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+        items = grade_notebook(tmp_path / f"{name}.ipynb", execute=False)["items"]
+        return {r["exercise"]: r for r in items if r["kind"] == "check"}
+
+    items = notebook("04_content_and_tv_losses", "import torch\n\ndef content_loss(features, targets):\n"
+                     "    return torch.zeros(4 * 10 ** 9).sum()\n\ndef tv_loss(image):\n"
+                     "    dy = image[..., 1:, :] - image[..., :-1, :]\n    dx = image[..., :, 1:] - image[..., :, :-1]\n"
+                     "    return dy.pow(2).mean() + dx.pow(2).mean()\n")
+    assert items["content_loss"]["status"] == "failed"
+    assert "more memory than the grader allows (1 GiB)" in items["content_loss"]["hint"]
+    assert items["tv_loss"]["status"] in ("passed", "failed") and "memory" not in items["tv_loss"]["hint"]
+    items = notebook("03_gram_and_style", "def gram_matrix(features):\n    while True:\n        pass\n\n"
+                     "def style_loss(features, target_grams, layer_weights=None):\n    raise NotImplementedError('later')\n")
+    assert items["gram_matrix"]["status"] == "failed" and items["gram_matrix"]["hint"].startswith("took longer than 10 s")
+    assert (items["style_loss"]["status"], items["style_loss"]["hint"]) == ("not implemented", "later")   # after it
+
+
