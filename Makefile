@@ -5,9 +5,10 @@ STAMP   := $(VENV)/.nstedu-installed
 NBVAL   := NSTEDU_QUICK=1 MPLBACKEND=Agg $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider
 PORT    ?= 8888
 CLASS   ?= build/classroom
+WORKERS ?= 2
 
 .PHONY: help setup lab test test-py test-nb test-slow test-browser demo bench exercises check-exercises clean \
-        classroom references time-notebooks site site-quick test-site
+        classroom autograde references time-notebooks site site-quick test-site
 
 help:
 	@echo "make lab           set up .venv (first time) and open JupyterLab on notebooks/"
@@ -18,6 +19,7 @@ help:
 	@echo "make bench         benchmarks -> benchmarks/RESULTS.md"
 	@echo "make exercises     regenerate exercises/ from solutions/"
 	@echo "make classroom     an nbgrader course folder in CLASS=$(CLASS) (docs/instructors.md)"
+	@echo "make autograde ASSIGNMENT=03_gram_and_style  the whole class of CLASS, WORKERS=$(WORKERS) at a time (sandboxed)"
 	@echo "make site          the course website, lessons run once in FULL mode (slow) -> build/site"
 	@echo "make test-site     quick-mode website + real-browser test of every page (CI)"
 	@echo "make references    full-mode reference figures for quick mode (slow) + notebook timings"
@@ -70,6 +72,11 @@ check-exercises: $(STAMP)
 
 classroom: $(STAMP)
 	$(PY) tools/classroom.py init $(CLASS)
+
+autograde: $(STAMP)
+	@test -n "$(ASSIGNMENT)" || { echo "usage: make autograde CLASS=<course> ASSIGNMENT=<assignment> [WORKERS=2]"; exit 2; }
+	@command -v bwrap >/dev/null || { echo "bubblewrap is missing: sudo apt-get install bubblewrap (docs/instructors.md)"; exit 2; }
+	$(PY) -m nstedu.checks autograde $(ASSIGNMENT) --course $(CLASS) --workers $(WORKERS)
 
 references: $(STAMP)
 	$(PY) tools/run_notebooks.py --write-references --table benchmarks/notebook_times.md \

@@ -11,6 +11,7 @@ from typing import Optional, Union
 
 import torch
 
+from .env import available_memory_gb  # noqa: F401 (re-exported: the one reader of MemAvailable)
 from .vgg import VGG19Features
 
 #: glibc's ``mallopt`` parameters (malloc.h).
@@ -60,18 +61,6 @@ def describe() -> str:
     if _glibc() is None:
         return "the system's (keeping freed buffers needs glibc on Linux)"
     return "glibc, freed buffers kept during CPU runs (NSTEDU_MALLOC=system turns it off)"
-
-
-def available_memory_gb() -> Optional[float]:
-    """The memory (GB) the kernel can give this process now (``MemAvailable``), on Linux; else None."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024 / 1e9
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 @contextlib.contextmanager

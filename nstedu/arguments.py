@@ -1,6 +1,7 @@
 """Small helpers of the command line (:mod:`nstedu.cli`) that make every mistake one clear line: negative numbers in
-comma lists (``--style-blend -1,2``), counts that cannot be negative, warnings printed as one line, and a quiet
-Ctrl-C while the program is still starting."""
+comma lists (``--style-blend -1,2``), counts that cannot be negative, warnings printed as one line, a quiet
+Ctrl-C while the program is still starting, and SIGTERM/SIGHUP handled like Ctrl-C (:func:`signals_as_interrupt`:
+the best result is kept, the exit status is 128 + the signal's number)."""
 from __future__ import annotations
 
 import argparse
@@ -58,10 +59,46 @@ def one_line_warnings(prog: str) -> Iterator[None]:
         yield
 
 
+#: The signals that end a run like Ctrl-C: ``kill``/``timeout``/batch schedulers (SIGTERM), a closed terminal (SIGHUP).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+#: The signals received by this command (the exit status is 128 + the first one's number).
+received: list = []
+
+
 def exit_quietly_on_interrupt(signum, frame):
-    """SIGINT handler while the ``nstedu`` command is still starting (importing torch): one line, exit 130."""
+    """SIGINT (and SIGTERM, SIGHUP) handler while the ``nstedu`` command is still starting (importing torch): one
+    line, exit status 128 + the signal's number."""
     print("nstedu: interrupted while starting", file=sys.stderr)
-    raise SystemExit(130)
+    raise SystemExit(128 + int(signum))
+
+
+def _stop(signum, frame):
+    """SIGTERM/SIGHUP during a run: recorded, then raised as KeyboardInterrupt, which every command already handles
+    (the best result kept); a second one while the result is being saved is only recorded."""
+    received.append(int(signum))
+    if len(received) == 1:
+        raise KeyboardInterrupt
+
+
+def exit_status(code: int) -> int:
+    """A command's exit status: 128 + the signal's number when SIGTERM/SIGHUP ended it (its code is then 130)."""
+    return 128 + received[0] if received and code == 130 else code
+
+
+@contextlib.contextmanager
+def signals_as_interrupt() -> Iterator[None]:
+    """Within: SIGTERM and SIGHUP act like Ctrl-C (see :func:`_stop`) unless they are ignored (``nohup``); the previous
+    handlers come back after. Only in the main thread (signal handlers can be set nowhere else)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received.clear()  # a signal ignored on purpose (`nohup` ignores SIGHUP) stays ignored
+    saved = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS if signal.getsignal(sig) != signal.SIG_IGN}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 def started() -> None:
@@ -71,11 +108,14 @@ def started() -> None:
 
 
 def quiet_start() -> None:
-    """When this process is the ``nstedu`` command (``nstedu …`` or ``python -m nstedu …``) starting up, make Ctrl-C
-    end it with one line and exit status 130 until :func:`started` (importing torch takes seconds). Elsewhere
-    (notebooks, scripts importing nstedu) nothing changes."""
+    """When this process is the ``nstedu`` command (``nstedu …`` or ``python -m nstedu …``) starting up, make Ctrl-C,
+    SIGTERM and SIGHUP end it with one line and exit status 128 + the signal until :func:`started` (importing torch
+    takes seconds). Elsewhere (notebooks, scripts importing nstedu) nothing changes."""
     argv0 = (getattr(sys, "argv", None) or [""])[0]
     command = argv0 == "-m" or argv0.rsplit("/", 1)[-1].rsplit("\\", 1)[-1] in ("nstedu", "nstedu.exe")
     if command and threading.current_thread() is threading.main_thread() \
             and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, exit_quietly_on_interrupt)
+        for sig in STOP_SIGNALS:
+            if signal.getsignal(sig) == signal.SIG_DFL:
+                signal.signal(sig, exit_quietly_on_interrupt)

@@ -7,9 +7,11 @@
   they are blended into one style instead.
 * ``OUT/manifest.csv`` has one row per (photo, style): input, style, output, status, seconds, final losses and
   the settings (JSON). It is rewritten atomically (temporary file + rename) after every photo.
-* **Resumable**: a photo whose output already exists is skipped, so an interrupted or crashed run continues
-  where it stopped (outputs are saved atomically, so an existing output is always complete). A file that is not
-  a readable image is reported, recorded with ``status=error`` and skipped; the others go on.
+* **Resumable**: a photo counts as done when the manifest says it finished *and* its output is a readable image of
+  the recorded size (only its header is read), so an interrupted or crashed run continues where it stopped and an
+  empty or foreign file with the right name is redone. A file that is not a readable image is reported, recorded
+  with ``status=error`` and skipped; the others go on. A setting that cannot work stops the batch before any photo.
+* The output folder may not be the input folder (the outputs would be read as photos by the next run).
 
     from nstedu.batch import run_batch
     report = run_batch("photos/", ["starry_night"], "out/", size=256, steps=200)
@@ -24,19 +26,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
+from PIL import Image
 from tqdm.auto import tqdm
 
 from . import objective, transfer
 from .config import TransferConfig
-from .env import default_size, resolve_device
+from .env import DeviceMemoryError, default_size, resolve_device
 from .images import IMAGE_EXTENSIONS, ImageError, atomic_write, image_files, save_image  # noqa: F401 (re-exported)
 from .multiscale import stylize_multiscale
-from .outputs import FolderLock, check_output_folder, save_or_rescue
+from .outputs import FolderLock, check_output, check_output_folder, same_file, save_or_rescue
 from .samples import load_style
 from .vgg import get_vgg
 
 MANIFEST = "manifest.csv"
-COLUMNS = ("input", "style", "output", "status", "seconds", "loss_total", "loss_content", "loss_style", "loss_tv",
+COLUMNS = ("input", "style", "output", "size", "status", "seconds", "loss_total", "loss_content", "loss_style", "loss_tv",
            "message", "settings")
 #: Settings that do not change the result and are not compared when resuming.
 _NOT_SETTINGS = ("progress", "device")
@@ -92,6 +95,8 @@ def read_manifest(path) -> dict:
     path = Path(path)
     if not path.exists():
         return {}
+    if not path.is_file():
+        raise ValueError(f"manifest '{path}': is not a file; move it away or use another output folder")
     try:
         with open(path, newline="", encoding="utf-8") as f:
             return {(r["input"], r["style"]): r for r in csv.DictReader(f)}
@@ -124,6 +129,28 @@ def _check_settings(rows: dict, keys, settings: str) -> None:
                              f"use another output folder or --overwrite")
 
 
+def finished(target: Path, row: Optional[dict]) -> bool:
+    """True when ``row`` (the manifest's) says ``target`` finished and ``target`` is a readable image of the recorded
+    size (its header only: cheap)."""
+    if not row or row.get("status") != "ok" or row.get("output") != target.name:
+        return False
+    try:
+        with Image.open(target) as img:
+            size = f"{img.width}x{img.height}"
+    except (OSError, ValueError, SyntaxError):  # missing, empty, truncated, not an image
+        return False
+    return not row.get("size") or row["size"] == size
+
+
+def _style_list(styles) -> list:
+    """``styles`` as a list: a string is comma-separated names (never read letter by letter)."""
+    if isinstance(styles, (str, Path)):
+        return [s.strip() for s in str(styles).split(",") if s.strip()]
+    if not isinstance(styles, (list, tuple)):
+        raise TypeError(f"styles must be a list of style images (or a comma-separated string), got {type(styles).__name__}")
+    return list(styles)
+
+
 def run_batch(input_dir, styles: Sequence, output_dir, config=None, *, blend: bool = False, multiscale: bool = False,
               levels: Optional[int] = None, steps_per_scale=None, ext: str = ".png", overwrite: bool = False,
               log=None, **overrides) -> BatchReport:
@@ -136,9 +163,14 @@ def run_batch(input_dir, styles: Sequence, output_dir, config=None, *, blend: bo
     recording what is finished (the photo in progress is not saved) and is re-raised."""
     cfg = replace(config or TransferConfig(), **overrides).validate()
     log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+    styles = _style_list(styles)
     if not styles:
         raise ValueError("no style given (--style a.jpg[,b.jpg])")
     blend = blend or cfg.style_blend is not None
+    if cfg.style_blend is not None and len(cfg.style_blend) != len(styles):
+        raise ValueError(f"--style-blend has {len(cfg.style_blend)} weight(s) for {len(styles)} style image(s): give "
+                         f"one weight per style")
+    ext = "." + str(ext).lstrip(".")
     styles = [list(styles)] if blend and len(styles) > 1 else list(styles)
     labels = [style_name(s) for s in styles]
     if len(set(labels)) < len(labels):
@@ -147,7 +179,11 @@ def run_batch(input_dir, styles: Sequence, output_dir, config=None, *, blend: bo
     inputs = find_images(input_dir)
     for s in {s for group in styles for s in (group if isinstance(group, list) else [group])}:
         load_style(s)  # a missing or unreadable style is refused once, up front, not once per photo
+    if Path(output_dir).exists() and same_file(output_dir, input_dir):
+        raise ValueError(f"output folder '{output_dir}' is the input folder: the outputs would be read as photos by "
+                         f"the next run; give another folder (e.g. '{Path(output_dir) / 'stylized'}')")
     out = check_output_folder(output_dir)
+    check_output(out / f"x{ext}", f"output format '{ext}'")  # before the work, not after the first photo
     with FolderLock(out):  # a second run on the same folder is refused (it would redo and clobber this one's work)
         return _run(inputs, styles, out, cfg, multiscale, levels, steps_per_scale, ext, overwrite, log)
 
@@ -183,11 +219,7 @@ def _run(inputs, styles, out: Path, cfg, multiscale, levels, steps_per_scale, ex
             key = (path.name, style_name(style))
             target = out / names[key]
             bar.set_postfix_str(names[key], refresh=False)
-            if target.exists() and not overwrite:
-                if key not in rows or rows[key].get("status") != "ok":
-                    rows[key] = dict(input=path.name, style=key[1], output=target.name, status="ok",
-                                     message="output found on resume (losses not recorded)", settings=settings)
-                    write_manifest(manifest, rows)
+            if not overwrite and finished(target, rows.get(key)):
                 report.skipped.append(target)
                 continue
             t0 = time.perf_counter()
@@ -199,7 +231,7 @@ def _run(inputs, styles, out: Path, cfg, multiscale, levels, steps_per_scale, ex
                 else:
                     result = transfer.run_style_transfer(path, style if per_photo_targets else None, photo_cfg,
                                                          style_targets=None if per_photo_targets else targets_for(style, size))
-            except Exception as e:  # a bad photo must not stop the catalog: report it, record it, go on
+            except (ImageError, DeviceMemoryError) as e:  # a bad photo must not stop the catalog: record it, go on
                 msg = str(e).splitlines()[0] if str(e) else type(e).__name__
                 if not isinstance(e, ImageError):
                     msg = f"{type(e).__name__}: {msg}"
@@ -213,6 +245,7 @@ def _run(inputs, styles, out: Path, cfg, multiscale, levels, steps_per_scale, ex
             save_or_rescue(result.image, target)
             losses = result.final_losses() if result.history["step"] else {}
             rows[key] = dict(input=path.name, style=key[1], output=target.name, status="ok",
+                             size=f"{result.image.width}x{result.image.height}",
                              seconds=f"{time.perf_counter() - t0:.2f}", message=result.message, settings=settings,
                              **{f"loss_{k}": f"{v:.6g}" for k, v in losses.items()})
             write_manifest(manifest, rows)

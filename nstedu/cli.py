@@ -11,22 +11,20 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import typing
-from dataclasses import dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable
 
 from . import allocator, batch, cli_video, multiscale, samples, transfer
-from .arguments import count, join_negative_values, one_line_warnings, started, value_flags
-from .config import CONTROL, NETWORK, OPTIMIZATION, OUTPUT, WEIGHTS, TransferConfig
+from .arguments import count, exit_status, join_negative_values, one_line_warnings, signals_as_interrupt, started, value_flags
+from .cli_options import (GROUPS, _fraction, _names, _numbers, add_config_arguments,  # noqa: F401 (re-exported)
+                          config_from_args, config_options, options_markdown)
 from .env import info
 from .fast import FastConfig, FastStylizer, available_models, export_model, train_fast
 from .images import ImageError
 from .masks import Mask
-from .outputs import SaveFailed, check_output, save_or_rescue, snapshot_saver
+from .outputs import SaveFailed, check_file_output, check_output, same_file, save_or_rescue, save_result, snapshot_saver
 from .vgg import WeightsError
 
-GROUPS = (OUTPUT, WEIGHTS, NETWORK, OPTIMIZATION, CONTROL)  # the order of the option groups in --help
 EPILOG = """examples:
   nstedu stylize photo.jpg starry_night -o out.png
   nstedu stylize chelsea great_wave -o cat.png --size 384 --steps 500 --style-weight 2000
@@ -37,90 +35,6 @@ EPILOG = """examples:
   nstedu batch photos/ --style starry_night,great_wave -o out/     # resumable, writes out/manifest.csv
   nstedu samples            # bundled images you can name instead of a path
 """
-
-
-# ------------------------------------------------------------------------------------------ option values
-def _numbers(kind):
-    def parse(text: str) -> list:
-        what = "whole numbers" if kind is int else "numbers"
-        try:
-            values = [kind(v) for v in text.split(",") if v.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
-        if any(not v >= 0 for v in values):  # also NaN
-            raise argparse.ArgumentTypeError(f"expected comma-separated {what} ≥ 0, got {text!r}")
-        return values
-    return parse
-
-
-def _names(text: str) -> list[str]:
-    return [v.strip() for v in text.split(",") if v.strip()]
-
-
-def _fraction(text: str) -> float:
-    try:
-        v = float(text[:-1]) / 100.0 if text.strip().endswith("%") else float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction 0–1 or a percentage like 60%, got {text!r}") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"style strength must be 0–1 or 0%–100%, got {text!r}")
-    return v
-
-
-# ---------------------------------------------------------------------------- options from config fields
-def _show(value) -> str:
-    if isinstance(value, (tuple, list)):
-        return ",".join(map(str, value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def config_options(cls=TransferConfig) -> list[tuple]:
-    """``(field, flags, argparse keywords, help, default as text)`` for every field of ``cls`` on the command line."""
-    hints = typing.get_type_hints(cls)
-    out = []
-    for f in fields(cls):
-        m = f.metadata
-        if not m.get("cli", False):
-            continue
-        flags = m["flags"] or (f"--{f.name.replace('_', '-')}",)
-        kind, typ = m["kind"], hints[f.name]
-        if type(None) in typing.get_args(typ):  # Optional[X] -> X
-            typ = next(t for t in typing.get_args(typ) if t is not type(None))
-        help_ = m["cli_help"] or m["help"]
-        kw, default = dict(dest=f.name, default=f.default), ""
-        if kind == "negate" or typ is bool:
-            kw.update(action="store_false" if kind == "negate" else "store_true")
-        else:
-            item = typing.get_args(typ)[0] if typing.get_origin(typ) is not None else None
-            kw.update(type=_fraction if kind == "fraction" else _names if item is str else
-                      _numbers(item) if item is not None else typ, metavar=m["metavar"], choices=m["choices"])
-            default = _show(f.default) if f.default is not None else m["default_text"] or ""
-        out.append((f, flags, kw, help_, default))
-    return out
-
-
-def add_config_arguments(p: argparse.ArgumentParser, cls=TransferConfig) -> None:
-    """Add an option for every exposed field of ``cls``, in groups (see :func:`config_options`)."""
-    groups = {g: p.add_argument_group(g) for g in GROUPS}
-    for f, flags, kw, help_, default in config_options(cls):
-        help_ += f" (default {default})" if default else ""
-        groups[f.metadata["group"]].add_argument(*flags, help=help_.replace("%", "%%"), **kw)
-
-
-def config_from_args(args, cls=TransferConfig) -> dict:
-    """The ``cls`` fields set by :func:`add_config_arguments`, as keywords (lists become tuples)."""
-    values = {f.name: getattr(args, f.name) for f, *_ in config_options(cls)}
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-
-
-def options_markdown(cls=TransferConfig) -> str:
-    """The options of ``cls`` as a Markdown table (README.md's, checked by the tests)."""
-    rows = ["| option | default | meaning |", "|---|---|---|"]
-    for f, flags, kw, help_, default in config_options(cls):
-        meta = kw.get("metavar") or ("{" + ",".join(kw["choices"]) + "}" if kw.get("choices") else "")
-        option = ", ".join(f"`{flag}{' ' + meta if meta and i == 0 else ''}`" for i, flag in enumerate(flags))
-        rows.append(f"| {option} | {default} | {help_} |")
-    return "\n".join(rows)
 
 
 # ----------------------------------------------------------------------------------- stylize and batch
@@ -166,7 +80,10 @@ def _run_stylize(args) -> int:
     if (args.style is None) == (args.style_option is None):
         raise ValueError("give the style image(s) once: as the second argument or with --style")
     styles = _names(args.style or args.style_option)
-    out = check_output(args.output)  # before the work, not after it
+    if not styles:
+        raise ValueError("no style image given: the style is empty (give a path or a sample name)")
+    inputs = {"content image": args.content, "style image": styles, "mask": args.mask}
+    out = check_output(args.output, inputs=inputs)  # before the work, not after it
     callback = snapshot_saver(out) if args.save_every else None
     mask = None if args.mask is None else Mask(args.mask, feather=args.mask_feather, invert=args.mask_invert,
                                                composite=not args.mask_no_composite)
@@ -179,10 +96,17 @@ def _run_stylize(args) -> int:
                                                steps_per_scale=_steps_per_scale(args), **kwargs)
     else:
         result = transfer.run_style_transfer(args.content, style, **kwargs)
-    save_or_rescue(result.image, args.output)
+    if result.stop_reason == "non-finite" and not result.history["step"]:  # the photo back unchanged is no result
+        raise ValueError(f"the loss was never finite ({result.message.split(';')[0]}): lower --content-weight, "
+                         f"--style-weight or --tv-weight; nothing was written")
+    finished = result.stop_reason not in ("interrupted", "stopped")
+    where = save_result(result.image, out, finished)  # an interrupted run never replaces a finished output
+    if where != out:
+        print(f"nstedu stylize: the run was interrupted, so '{out}' (a finished result) was kept; this result is in "
+              f"'{where}'", file=sys.stderr)
     losses = result.final_losses() if result.history["step"] else {}
     extra = f" ({result.message})" if result.message else ""
-    print(f"saved {args.output}: {result.image.width}×{result.image.height}, {len(result.history['step'])} steps, "
+    print(f"saved {where}: {result.image.width}×{result.image.height}, {len(result.history['step'])} steps, "
           f"{result.seconds:.1f} s on {result.device}, {result.stop_reason}{extra}; "
           + ", ".join(f"{k} {v:.4g}" for k, v in losses.items()))
     return 130 if result.stop_reason == "interrupted" else 0
@@ -228,7 +152,7 @@ def _add_fast(p: argparse.ArgumentParser) -> None:
 
 
 def _run_fast(args) -> int:
-    check_output(args.output)
+    check_output(args.output, inputs={"content image": args.content, "model": args.model})
     stylizer = FastStylizer.load(args.model, args.device)
     t0 = time.perf_counter()
     img = stylizer(args.content, args.size)
@@ -257,11 +181,19 @@ def _add_fast_train(p: argparse.ArgumentParser) -> None:
 
 
 def _run_fast_train(args) -> int:
+    check_file_output(args.out, f"--out '{args.out}'", inputs={"style image": args.style})  # before training
+    if args.export:
+        check_file_output(args.export, f"--export '{args.export}'", inputs={"style image": args.style})
+        if same_file(args.export, args.out):
+            raise ValueError(f"--export '{args.export}' is the --out checkpoint: give another file name")
     r = train_fast(args.style, args.images, checkpoint=args.out, resume=not args.restart,
                    **config_from_args(args, FastConfig))
     h = r.history
-    print(f"saved {args.out}: step {h['step'][-1] if h['step'] else 0}/{args.steps}, {r.stop_reason}, {r.seconds:.0f} s; "
+    print(f"saved {r.checkpoint}: step {h['step'][-1] if h['step'] else 0}/{args.steps}, {r.stop_reason}, {r.seconds:.0f} s; "
           + (f"loss {h['total'][0]:.4g} → {h['total'][-1]:.4g}" if h["total"] else ""))
+    if r.stop_reason != "finished":
+        print(f"nstedu fast-train: interrupted; rerun the same command to continue from '{r.checkpoint}'", file=sys.stderr)
+        return 130
     if args.export:
         export_model(args.out, args.export)
         print(f"exported {args.export}")
@@ -327,6 +259,13 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     started()  # from here on Ctrl-C is a KeyboardInterrupt, handled below (the best image is kept)
+    with signals_as_interrupt():  # SIGTERM, SIGHUP: like Ctrl-C, exit status 128 + the signal
+        return exit_status(_run(args))
+
+
+def _run(args) -> int:
+    """Run the parsed command: every error a user can cause is one line and an exit status (2: bad input, 1: the
+    result could not be written where asked, or the system refused a file, 130: interrupted)."""
     try:
         with one_line_warnings(f"nstedu {args.command}"):
             return args.func(args)
@@ -336,6 +275,10 @@ def main(argv=None) -> int:
     except (ImageError, WeightsError, ValueError, FileNotFoundError) as e:
         print(f"nstedu {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the system refused a file during the work (disk full, read-only, name too long, …)
+        where = f"'{e.filename}': " if e.filename else ""
+        print(f"nstedu {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"nstedu {args.command}: interrupted", file=sys.stderr)
         return 130

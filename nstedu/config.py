@@ -10,6 +10,7 @@ and the options table in README.md are all generated from these fields, so they 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Optional, Sequence
 
@@ -24,6 +25,8 @@ INITS = ("content", "noise", "style")
 COLOR_MODES = ("luminance", "histogram")  # preserve_colors (None: off)
 #: The style image is never resized below this many pixels on its longest side.
 MIN_STYLE_SIZE = 16
+#: Loss weights above this overflow float32 arithmetic (a term of ~1e8 times the weight passes 3.4e38).
+MAX_WEIGHT = 1e30
 
 OUTPUT, WEIGHTS, NETWORK, OPTIMIZATION, CONTROL = (
     "output and size", "loss weights (α/β = content/style; 1e-3 balanced, 5e-3 more content, 5e-4 more style)",
@@ -117,9 +120,16 @@ class TransferConfig:
                              cli_help="no progress bar")
 
     def __post_init__(self):
-        for name in ("content_layers", "style_layers"):  # "conv1_1" or "conv1_1,conv2_1": a layer, not letters
-            if isinstance(getattr(self, name), str):
-                setattr(self, name, tuple(v.strip() for v in getattr(self, name).split(",") if v.strip()))
+        for name in ("content_layers", "style_layers", "style_layer_weights", "style_blend"):
+            v = getattr(self, name)  # "conv1_1,conv2_1" or "0.6,0.4": comma-separated items, never letters
+            if isinstance(v, str):
+                items = tuple(x.strip() for x in v.split(",") if x.strip())
+                if name in ("style_layer_weights", "style_blend"):
+                    try:
+                        items = tuple(float(x) for x in items)
+                    except ValueError:
+                        raise ValueError(f"{name} must be numbers (e.g. '0.6,0.4' or [0.6, 0.4]), got {v!r}") from None
+                setattr(self, name, items)
 
     def validate(self) -> "TransferConfig":
         """Raise ``ValueError`` naming the field for any out-of-range setting; return self."""
@@ -132,12 +142,23 @@ class TransferConfig:
                 need = "a non-negative" if allow_zero else "a positive"
                 raise ValueError(f"{name} must be {need} {'integer' if integer else 'number'}, got {v!r}")
 
+        for name in ("steps", "content_weight", "style_weight", "tv_weight", "lr_decay", "lr_decay_every",
+                     "lbfgs_history", "style_scale", "style_strength", "seed"):
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} must be set (got None)")
         positive("size", integer=True)
         if self.size is not None and self.size < MIN_SIDE:
             raise ValueError(f"size must be at least {MIN_SIDE} pixels (VGG-19 halves each side four times), got {self.size}")
         positive("steps", integer=True)
         for name in ("content_weight", "style_weight", "tv_weight"):
             positive(name, allow_zero=True)
+            if getattr(self, name) > MAX_WEIGHT:
+                raise ValueError(f"{name} {getattr(self, name):g} is too large for float32 arithmetic (at most {MAX_WEIGHT:g})")
+        if not (self.content_weight or self.style_weight or self.tv_weight):
+            raise ValueError("content_weight, style_weight and tv_weight are all 0: there is nothing to optimize")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < 2 ** 63:
+            raise ValueError(f"seed must be a whole number from 0 to 2**63 - 1, got {self.seed!r}")
+        self.seed = int(self.seed)  # a numpy integer too (it must go into JSON manifests)
         positive("lr")
         positive("lr_decay")
         positive("lr_decay_every", integer=True)
@@ -156,6 +177,13 @@ class TransferConfig:
         check_pooling(self.pooling)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        for name in ("content_layers", "style_layers", "style_layer_weights", "style_blend"):
+            v = getattr(self, name)
+            if not isinstance(v, (list, tuple)) and not (v is None and name in ("style_layer_weights", "style_blend")):
+                raise ValueError(f"{name} must be a list (or a comma-separated string), got {type(v).__name__}")
+            if name.startswith("style_") and name != "style_layers" and v is not None and any(
+                    isinstance(w, bool) or not isinstance(w, (int, float)) for w in v):
+                raise ValueError(f"{name} must be numbers, got {list(v)}")
         check_layers(self.content_layers, "content layer")
         check_layers(self.style_layers, "style layer")
         if not self.content_layers and self.content_weight > 0:
@@ -167,8 +195,9 @@ class TransferConfig:
                 raise ValueError(f"style_layer_weights has {len(self.style_layer_weights)} values for {len(self.style_layers)} style layers")
             if any(w < 0 or not math.isfinite(w) for w in self.style_layer_weights):
                 raise ValueError(f"style_layer_weights must be non-negative, got {list(self.style_layer_weights)}")
-        if self.style_blend is not None and any(w < 0 or not math.isfinite(w) for w in self.style_blend):
-            raise ValueError(f"style_blend weights must be non-negative, got {list(self.style_blend)}")
+        if self.style_blend is not None and (any(w < 0 or not math.isfinite(w) for w in self.style_blend)
+                                             or not 0 < sum(self.style_blend) < math.inf):
+            raise ValueError(f"style_blend weights must be non-negative with a finite, positive sum, got {list(self.style_blend)}")
         return self
 
     @property

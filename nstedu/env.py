@@ -3,6 +3,7 @@ size fits it), quick mode for notebooks and CI, and a report of versions, device
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import math
 import os
 import platform
@@ -52,13 +53,27 @@ def default_size(device: torch.device) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ memory
+def available_memory_gb() -> Optional[float]:
+    """The memory (GB) the kernel can give this process now (``MemAvailable``), on Linux; else None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def memory_gb(device: torch.device) -> Optional[float]:
-    """The memory (GB) a run on ``device`` can use: the machine's RAM on the CPU, the GPU's on CUDA, else None."""
+    """The memory (GB) a new run on ``device`` can take *now*: the CPU's available memory (Linux ``MemAvailable``:
+    free plus reclaimable caches; physical memory where that is unknown), the GPU's free memory on CUDA, else None."""
     try:
         if device.type == "cuda":
-            return torch.cuda.get_device_properties(device).total_memory / 1e9
+            return torch.cuda.mem_get_info(device)[0] / 1e9
         if device.type == "cpu":
-            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+            available = available_memory_gb()
+            return available if available is not None else os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
     except (AttributeError, ValueError, OSError, RuntimeError):  # not on Linux/macOS, or no such GPU
         pass
     return None
@@ -71,21 +86,54 @@ def estimate_memory_gb(width: int, height: int, history: int) -> float:
     return 1.93 * width * height / 1e6 + 2 * 4 * 3 * width * height * (history + 4) / 1e9
 
 
+#: GB per megapixel of a forward pass without gradients (the style image's Gram targets; its longest side is
+#: ``size × style_scale`` and its shape unknown before it is read: counted as a square).
+FORWARD_GB_PER_MPX = 1.0
+
+
 def check_memory(width: int, height: int, history: int, device: torch.device, size: int,
-                 multiscale_history: Optional[int] = None) -> None:
+                 multiscale_history: Optional[int] = None, style_scale: float = 1.0) -> None:
     """``ValueError`` (before anything is allocated) when a ``width``×``height`` result needs more than 90 % of the
-    device's memory (:func:`estimate_memory_gb`): it names the largest ``--size`` that fits and, when
-    ``multiscale_history`` (the short L-BFGS history of a multi-scale run's finest level) would fit, suggests it."""
+    memory available now (:func:`memory_gb`, :func:`estimate_memory_gb`), naming the option that makes it too big:
+    ``--lbfgs-history`` when the history alone is the cause, ``--style-scale`` when the style image is, else the
+    largest ``--size`` that fits (and ``--multiscale`` when its short L-BFGS history of the finest level would fit)."""
     total = memory_gb(device)
-    need = estimate_memory_gb(width, height, history)
-    if total is None or need <= 0.9 * total:
+    if total is None:
         return
+    budget = 0.9 * total
+    side = max(16, round(size * style_scale))
+    style_need = FORWARD_GB_PER_MPX * side * side / 1e6
+    if style_need > budget and style_scale > 1:
+        fits = math.floor(style_scale * math.sqrt(budget / style_need) * 100) / 100
+        raise ValueError(f"--style-scale {style_scale:g} makes the style image {side}×{side} pixels at most, which "
+                         f"needs about {style_need:.0f} GB and {device.type} has {total:.0f} GB available: use "
+                         f"--style-scale {fits:g} or less")
+    need = estimate_memory_gb(width, height, history)
+    if need <= budget:
+        return
+    base, per_entry = estimate_memory_gb(width, height, 0), estimate_memory_gb(width, height, 1) - estimate_memory_gb(width, height, 0)
+    if history > 100 and base + 100 * per_entry <= budget:  # the history is the cause, not the size
+        fits = int((budget - base) / per_entry)
+        raise ValueError(f"--lbfgs-history {history} needs about {need:.0f} GB at {width}×{height} and this "
+                         f"{device.type} has {total:.0f} GB available: use --lbfgs-history {fits} or less")
     fits = largest_size(size, total, need)
     hint = ""
-    if multiscale_history is not None and estimate_memory_gb(width, height, multiscale_history) <= 0.9 * total:
+    if multiscale_history is not None and estimate_memory_gb(width, height, multiscale_history) <= budget:
         hint = MULTISCALE_HINT
     raise ValueError(f"a {width}×{height} result needs about {need:.0f} GB of memory and this {device.type} has "
-                     f"{total:.0f} GB: the largest size that fits is about --size {fits}; use it{hint}")
+                     f"{total:.0f} GB available: the largest size that fits is about --size {fits}; use it{hint}")
+
+
+def check_size_fits(label: str, need_gb: float, device: torch.device, option: str, value: float,
+                    power: float = 2.0) -> None:
+    """``ValueError`` before the work when ``need_gb`` (which grows as ``value ** power``) is more than 90 % of
+    the memory available now, naming ``option`` and the largest value that fits (the fast network, its training)."""
+    total = memory_gb(device)
+    if total is None or need_gb <= 0.9 * total:
+        return
+    fits = math.floor(value * (0.9 * total / need_gb) ** (1.0 / power))
+    raise ValueError(f"{label} needs about {need_gb:.1f} GB of memory and this {device.type} has {total:.1f} GB "
+                     f"available: use {option} {fits} or less")
 
 
 #: What the memory messages add when a multi-scale run would fit.
@@ -219,15 +267,20 @@ def in_colab() -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ report
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def info() -> dict:
     """Versions, device and weight availability, as a dict (``nstedu info`` prints it)."""
-    import torchvision  # heavy (~1 s): only for this report
-
     report = {
         "nstedu": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": _version("torchvision"),   # not imported: torchvision pulls in torch._dynamo (~2 s)
         "device": str(default_device()),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available",
         "threads": torch.get_num_threads(),

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
-import time
 import warnings
 from pathlib import Path
-from typing import Callable, Sequence, Union
+from typing import Sequence, Union
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .files import STALE_PART_SECONDS, _umask, atomic_write, clean_stale_parts  # noqa: F401 (re-exported)
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, bytes, torch.Tensor]
 
@@ -25,8 +25,6 @@ ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, bytes, torch.Tensor
 MAX_PIXELS = 2 * 89_478_485
 #: Every side of an image that goes through VGG-19 must be at least this long (four 2×2 poolings before conv5_1).
 MIN_SIDE = 16
-#: A temporary ``.part`` file whose writer is gone, or older than this (seconds), is removed by the next write there.
-STALE_PART_SECONDS = 3600
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 #: File extensions read as images wherever a folder is scanned (``nstedu batch``, fast-network training).
@@ -73,8 +71,8 @@ def _to_rgb(img: Image.Image) -> Image.Image:
             raise ValueError(f"{int((~np.isfinite(arr)).sum())} pixel value(s) are NaN or infinite")
         arr = np.clip(arr / white_level(arr, img.mode) * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(arr, "L").convert("RGB")
-    if img.mode == "P":
-        img = img.convert("RGBA")
+    if img.mode in ("P", "La"):  # "La": premultiplied alpha, which PIL converts only to LA
+        img = img.convert("RGBA" if img.mode == "P" else "LA")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -108,10 +106,11 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
     raise ValueError(f"pixels of dtype {arr.dtype} are not an image (use uint8, uint16, bool or float in [0, 1])")
 
 
-def _from_array(arr) -> Image.Image:
-    """A numpy array (H×W, H×W×1/3/4 or 1/3/4×H×W) → ``PIL.Image``, values read by :func:`_to_uint8`."""
+def _from_array(arr, channels_last: bool = False) -> Image.Image:
+    """A numpy array (H×W, H×W×1/3/4, or 1/3/4×H×W when the last side cannot be channels) → ``PIL.Image``, values
+    read by :func:`_to_uint8`; ``channels_last``: the layout is declared H×W×C (tensors), nothing is guessed."""
     arr = np.asarray(arr)
-    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
+    if not channels_last and arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
         arr = np.moveaxis(arr, 0, -1)  # CHW -> HWC
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
@@ -121,7 +120,8 @@ def _from_array(arr) -> Image.Image:
 
 
 def _from_tensor(t: torch.Tensor) -> Image.Image:
-    """A tensor ``(1, C, H, W)``, ``(C, H, W)`` or ``(H, W)`` → ``PIL.Image``, by the same rules as arrays."""
+    """A tensor ``(1, C, H, W)``, ``(C, H, W)`` (C = 1, 3 or 4: channels first, as declared, whatever the width), ``(H, W)``
+    or ``(H, W, C)`` with H not 1, 3 or 4 → ``PIL.Image``; values by the same rules as arrays."""
     t = t.detach().cpu()
     if t.dim() == 4:
         if t.shape[0] != 1:
@@ -129,7 +129,11 @@ def _from_tensor(t: torch.Tensor) -> Image.Image:
         t = t[0]
     if t.dtype in (torch.bfloat16, torch.float16):  # numpy has no bfloat16
         t = t.float()
-    return _from_array(t.numpy())
+    if t.dim() == 3 and t.shape[0] in (1, 3, 4):  # declared channels first, whatever H and W are
+        t = t.permute(1, 2, 0)
+    elif t.dim() == 3 and t.shape[-1] not in (1, 3, 4):  # else H×W×C like a numpy array (its first side is no C)
+        raise ValueError(f"tensor of shape {tuple(t.shape)} is not an image (expected (1, 3, H, W), (3, H, W) or (H, W))")
+    return _from_array(t.numpy(), channels_last=True)
 
 
 def load_image(src: ImageLike, max_size: int | None = None, *, name: str | None = None) -> Image.Image:
@@ -142,6 +146,9 @@ def load_image(src: ImageLike, max_size: int | None = None, *, name: str | None 
     error messages (e.g. ``"style image 'x.jpg'"``). Raises :class:`ImageError` with a one-line message.
     """
     label = _describe(src, name)
+    if not isinstance(src, (str, os.PathLike, Image.Image, np.ndarray, bytes, bytearray, torch.Tensor)):
+        raise ImageError(f"{name or 'image'} must be a path, a sample name, a PIL image, an array or a tensor; "
+                         f"got {type(src).__name__}")
     try:
         if isinstance(src, Image.Image):
             img = src
@@ -158,6 +165,8 @@ def load_image(src: ImageLike, max_size: int | None = None, *, name: str | None 
                     raise ImageError(f"{label}: file not found")
                 if path.is_dir():
                     raise ImageError(f"{label}: is a directory, not an image file")
+                if not path.is_file():  # reading a FIFO or a device would block or never end
+                    raise ImageError(f"{label}: not a regular file (a FIFO, socket or device)")
                 if path.stat().st_size == 0:
                     raise ImageError(f"{label}: file is empty (0 bytes)")
                 fp = path
@@ -239,6 +248,8 @@ def tensor_to_pil(t: torch.Tensor) -> Image.Image:
         raise ValueError(f"tensor of shape {tuple(t.shape)} is not an image (expected (1, 3, H, W))")
     if t.shape[0] == 1:
         t = t.expand(3, -1, -1)
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{int((~torch.isfinite(t)).sum())} pixel value(s) of the tensor are NaN or infinite")
     arr = (t.float().clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(arr, "RGB")
 
@@ -246,70 +257,6 @@ def tensor_to_pil(t: torch.Tensor) -> Image.Image:
 def to_tensor(src: ImageLike, size: int | None = None, device=None, *, name: str | None = None) -> torch.Tensor:
     """Load anything :func:`load_image` accepts straight to a ``(1, 3, H, W)`` tensor in [0, 1]."""
     return pil_to_tensor(load_image(src, size, name=name), device)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether it exists
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):  # someone else's process, or not a pid we can ask about
-        pass
-    return True
-
-
-def clean_stale_parts(folder: Union[str, os.PathLike], max_age: float = STALE_PART_SECONDS) -> list[Path]:
-    """Remove the temporary ``.NAME.PID.XXXX.part`` files of :func:`atomic_write` in ``folder`` whose writing process
-    is gone (killed while saving), and any ``.part`` file older than ``max_age`` seconds. Returns what was removed;
-    files being written by a live process are left alone."""
-    removed = []
-    try:
-        candidates = list(Path(folder).glob(".*.part"))
-    except OSError:
-        return removed
-    now = time.time()
-    for p in candidates:
-        fields = p.name.split(".")  # ['', stem…, pid, random, 'part']
-        pid = int(fields[-3]) if len(fields) >= 5 and fields[-3].isdigit() else None
-        try:
-            stale = (pid is not None and pid != os.getpid() and not _pid_alive(pid)) or now - p.stat().st_mtime > max_age
-            if stale:
-                p.unlink()
-                removed.append(p)
-        except OSError:
-            continue
-    return removed
-
-
-def atomic_write(path: Union[str, os.PathLike], write: Callable, text: bool = False) -> Path:
-    """Write ``path`` atomically: ``write(f)`` fills a temporary file ``.NAME.PID.XXXX.part`` in the same folder,
-    which is flushed to disk, given the usual permissions (mkstemp makes 0600) and renamed over ``path``. Any failure,
-    Ctrl-C included, removes the temporary file and leaves ``path`` as it was. A symbolic link is written through
-    (its target is replaced, the link kept); stale ``.part`` files of killed writers are cleaned
-    (:func:`clean_stale_parts`). Returns the path."""
-    given = path = Path(path)
-    if path.is_symlink():
-        path = Path(os.path.realpath(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_parts(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.", suffix=".part", dir=path.parent)
-    try:
-        with (os.fdopen(fd, "w", newline="", encoding="utf-8") if text else os.fdopen(fd, "wb")) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return given
 
 
 def save_image(img: Union[Image.Image, torch.Tensor], path: Union[str, os.PathLike], quality: int = 95) -> Path:

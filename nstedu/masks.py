@@ -10,8 +10,11 @@ aspect ratio; :class:`Mask` checks it, resizes it and softens its edge.
 """
 from __future__ import annotations
 
+import io
 import math
+import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -47,6 +50,12 @@ def _mask_array(src, label: str) -> np.ndarray:
         if isinstance(src, Image.Image):
             img = src
         else:
+            if not isinstance(src, (str, bytes, os.PathLike)):
+                raise ImageError(f"{label} must be a path, a PIL image, an array or a tensor; got {type(src).__name__}")
+            if isinstance(src, bytes):
+                src = io.BytesIO(src)
+            elif Path(src).exists() and not Path(src).is_file():  # a FIFO would block for ever, a folder fails later
+                raise ImageError(f"{label}: not a regular file (a folder, FIFO, socket or device)")
             try:
                 img = Image.open(src)
                 img.load()

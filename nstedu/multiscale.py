@@ -86,12 +86,20 @@ def stylize_multiscale(content, style=None, config: Optional[TransferConfig] = N
     if sizes is None:
         if cfg.size is None:
             raise ValueError("multi-scale needs the final size: give size=… (or sizes=[…])")
+        most = 1 + max(0, int(math.log2(cfg.size / 32)))  # each level half the next, the coarsest ≥ 32 px
+        if levels is not None and not (isinstance(levels, int) and 1 <= levels <= most):
+            raise ValueError(f"--levels {levels} does not fit --size {cfg.size}: use 1 to {most} (each level is half "
+                             f"the next and the coarsest needs at least 32 px)")
         sizes = scale_sizes(cfg.size, levels)
     sizes = [int(s) for s in sizes]
     if not sizes or any(s <= 0 for s in sizes) or sorted(sizes) != sizes:
         raise ValueError(f"sizes must be positive and increasing (coarse to fine), got {sizes}")
     if steps_per_scale is None:
         steps = split_steps(cfg.steps, len(sizes))
+        if levels is not None and sum(steps) > cfg.steps:  # the split would run more evaluations than asked
+            need = next(n for n in range(cfg.steps, 10 ** 9) if sum(split_steps(n, len(sizes))) <= n)
+            raise ValueError(f"--steps {cfg.steps} is too few for {len(sizes)} levels (at least 3 each): use --steps "
+                             f"{need} or more, fewer --levels, or --steps-per-scale")
     elif isinstance(steps_per_scale, int):
         steps = [steps_per_scale] * len(sizes)
     else:
@@ -133,7 +141,8 @@ def stylize_multiscale(content, style=None, config: Optional[TransferConfig] = N
 def _check_memory(content, size: int, cfg: TransferConfig, thumb: tuple) -> None:
     """Refuse (before hours of work) when the finest level will not fit the device's memory."""
     w, h = fit_longest(*thumb, size)
-    check_memory(w, h, _history(thumb, size, cfg) if cfg.optimizer == "lbfgs" else 0, resolve_device(cfg.device), size)
+    check_memory(w, h, _history(thumb, size, cfg) if cfg.optimizer == "lbfgs" else 0, resolve_device(cfg.device), size,
+                 style_scale=cfg.style_scale)
 
 
 def _history(thumb: tuple, size: int, cfg: TransferConfig) -> int:

@@ -1,15 +1,25 @@
-"""Where results go, so that a finished picture is never lost: the output path is checked *before* the work
-(:func:`check_output`, :func:`check_output_folder`), a result that still cannot be written is rescued to a fallback
-folder (:func:`save_or_rescue`), and a shared output folder is locked against a second run (:class:`FolderLock`).
+"""Where results go, so that nothing a user owns is lost. One rule for every command (``stylize``, ``batch``,
+``fast``, ``fast-train``, ``video``) and the API functions that write:
 
-    out = check_output("result.png")                 # before minutes of work: extension, folder, writable
+* before the work, every output path is checked: resolved (symbolic links followed) and refused if it is one of the
+  inputs (:func:`check_not_input`), a name the file system takes, a folder that accepts files (:func:`check_output`,
+  :func:`check_file_output`, :func:`check_output_folder`);
+* after it, a result that cannot be written is rescued to a fallback folder (:func:`save_or_rescue`,
+  :func:`write_or_rescue`), and an existing output is replaced only by a *finished* result: an interrupted run's
+  picture goes beside it (:func:`partial_path`, :func:`save_result`);
+* a shared output folder is locked against a second run (:class:`FolderLock`).
+
+    out = check_output("result.png", inputs={"content image": "photo.png"})   # before minutes of work
     ...
-    save_or_rescue(image, out)                       # disk full? -> saved in ~/.cache/nstedu/rescued, SaveFailed
+    save_result(image, out, finished=True)            # disk full? -> saved in ~/.cache/nstedu/rescued, SaveFailed
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import signal
+import threading
 import tempfile
 import time
 import warnings
@@ -18,7 +28,7 @@ from typing import Union
 
 from PIL import Image
 
-from .images import SAVE_FORMATS, ImageError, save_image
+from .images import SAVE_FORMATS, ImageError, atomic_write, save_image
 
 try:
     import fcntl
@@ -57,13 +67,71 @@ def _writable_folder(folder: Path, label: str) -> None:
         raise ImageError(f"{label}: cannot write in folder '{folder}' ({e.strerror or e})") from None
 
 
-def check_output(path: PathLike, label: str | None = None) -> Path:
-    """Check an output image path before the work: a known extension PIL can write, not a folder, a folder that
-    exists (or can be made) and accepts files. Returns the path; :class:`~nstedu.images.ImageError` otherwise."""
+def _resolved(path: PathLike) -> Path:
+    """``path`` with every symbolic link followed and made absolute (the file need not exist)."""
+    return Path(os.path.realpath(os.fspath(path)))
+
+
+def same_file(a: PathLike, b: PathLike) -> bool:
+    """True when ``a`` and ``b`` name one file: equal once resolved, or (both existing) the same inode (hard links)."""
+    try:
+        if _resolved(a) == _resolved(b):
+            return True
+        return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def check_not_input(output: PathLike, inputs: dict, label: str | None = None) -> None:
+    """``ImageError`` when ``output`` (resolved, links followed) is one of ``inputs`` (``{what: path or anything}``;
+    only paths are compared): nstedu never writes over its own inputs."""
+    label = label or f"output '{output}'"
+    for what, src in inputs.items():
+        for one in (src if isinstance(src, (list, tuple)) else [src]):
+            if isinstance(one, (str, os.PathLike)) and os.path.exists(one) and same_file(output, one):
+                raise ImageError(f"{label} is the {what} '{one}': it would be overwritten; choose another output name")
+
+
+def _check_name(path: Path, label: str) -> None:
+    """``ImageError`` when the file system cannot take ``path``'s name (too long, or a NUL byte)."""
+    if "\0" in str(path):
+        raise ImageError(f"{label}: the name contains a NUL byte")
+    folder = path.parent if str(path.parent) else Path(".")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        limit = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        limit = 255
+    longest = max((len(part.encode("utf-8", "surrogateescape")) for part in path.parts), default=0)
+    if longest > limit - 32:  # room for the temporary .NAME.PID.XXXX.part file written first
+        raise ImageError(f"{label}: a name in the path has {longest} bytes; this file system takes at most {limit} "
+                         f"(and nstedu needs {limit - 32} or fewer): use a shorter name")
+
+
+def check_file_output(path: PathLike, label: str | None = None, inputs: dict | None = None) -> Path:
+    """Check any output file (a model, a video, a manifest) before the work: a name the file system takes, not a
+    folder, not one of ``inputs``, in a folder that exists (or can be made) and accepts files."""
+    path = Path(path)
+    label = label or f"output '{path}'"
+    _check_name(path, label)
+    if path.is_dir():
+        raise ImageError(f"{label}: is a folder; give a file name")
+    check_not_input(path, inputs or {}, label)
+    _writable_folder(path.parent if str(path.parent) else Path("."), label)
+    return path
+
+
+def check_output(path: PathLike, label: str | None = None, inputs: dict | None = None) -> Path:
+    """Check an output image path before the work: a known extension PIL can write, a name the file system takes,
+    not a folder, not one of ``inputs`` (:func:`check_not_input`), a folder that exists (or can be made) and accepts
+    files. Returns the path; :class:`~nstedu.images.ImageError` otherwise."""
     path = Path(path)
     label = label or f"output '{path}'"
     suffix = path.suffix.lower()
     known = ", ".join(sorted(SAVE_FORMATS))
+    _check_name(path, label)
     if path.is_dir():
         raise ImageError(f"{label}: is a folder; give a file name such as '{path / 'out.png'}'")
     if not suffix:
@@ -71,8 +139,47 @@ def check_output(path: PathLike, label: str | None = None) -> Path:
     Image.init()
     if SAVE_FORMATS.get(suffix) not in Image.SAVE:
         raise ImageError(f"{label}: cannot write '{path.suffix}' images (use one of {known})")
-    _writable_folder(path.parent if str(path.parent) else Path("."), label)
-    return path
+    return check_file_output(path, label, inputs)
+
+
+def partial_path(path: PathLike) -> Path:
+    """Where an unfinished result goes when ``path`` already holds a finished one: ``NAME.partial.EXT`` beside it."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
+def result_path(path: PathLike, finished: bool) -> Path:
+    """``path`` for a finished result, or when nothing is there yet; else :func:`partial_path` (a finished output
+    is replaced only by a finished result)."""
+    return Path(path) if finished or not os.path.lexists(path) else partial_path(path)
+
+
+def save_result(img, path: PathLike, finished: bool, quality: int = 95) -> Path:
+    """Save a result by :func:`result_path`'s rule (with :func:`save_or_rescue`); returns where it went."""
+    return save_or_rescue(img, result_path(path, finished), quality)
+
+
+def write_or_rescue(path: PathLike, write, label: str = "result") -> Path:
+    """:func:`~nstedu.images.atomic_write` of any file (a model checkpoint, …); if that fails, the same bytes go
+    to a :func:`rescue_folders` folder and :class:`SaveFailed` names both paths (the work is never lost)."""
+    with signals_held():
+        return _write_or_rescue(Path(path), write, label)
+
+
+def _write_or_rescue(path: Path, write, label: str) -> Path:
+    try:
+        return atomic_write(path, write)
+    except Exception as e:  # disk full, read-only, file too large: keep the work
+        reason = (e.strerror if isinstance(e, OSError) else None) or str(e) or type(e).__name__
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for folder in rescue_folders():
+        copy = folder / f"{path.stem[:100] or label}-{stamp}-{os.getpid()}{path.suffix[:16]}"
+        try:
+            atomic_write(copy, write)
+        except Exception:  # try the next folder
+            continue
+        raise SaveFailed(f"could not write '{path}' ({reason}); the {label} was saved to {copy}", copy)
+    raise SaveFailed(f"could not write '{path}' ({reason}), nor a copy in {' or '.join(map(str, rescue_folders()))}")
 
 
 def check_output_folder(folder: PathLike, label: str | None = None) -> Path:
@@ -91,11 +198,42 @@ def rescue_folders() -> list[Path]:
     return [Path(cache) / "nstedu" / "rescued", Path(tempfile.gettempdir()) / "nstedu-rescued"]
 
 
+@contextlib.contextmanager
+def signals_held():
+    """Within: Ctrl-C, SIGTERM and SIGHUP wait (recorded, not lost) until the block ends, so that a second Ctrl-C or a
+    ``kill`` while a finished result is being written cannot abort the write; each then gets its own handler right
+    after it. Only in the main thread (Python runs signal handlers nowhere else); a no-op elsewhere."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list = []
+    saved = {}
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) not in (signal.SIG_IGN, None):
+            saved[sig] = signal.signal(sig, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        for sig in pending:
+            handler = saved[sig]
+            if callable(handler):
+                handler(sig, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(sig)
+
+
 def save_or_rescue(img, path: PathLike, quality: int = 95) -> Path:
     """:func:`~nstedu.images.save_image`, and if the write fails (disk full, file too large, read-only, …) save
     the image in a :func:`rescue_folders` folder instead (as PNG, or JPEG if even that fails) and raise
     :class:`SaveFailed` naming both paths, so the caller can report it in one line and exit non-zero."""
-    path = Path(path)
+    with signals_held():
+        return _save_or_rescue(img, Path(path), quality)
+
+
+def _save_or_rescue(img, path: Path, quality: int) -> Path:
     try:
         return save_image(img, path, quality)
     except Exception as e:  # whatever stopped the write (OSError mostly), the picture must not be lost
@@ -103,7 +241,7 @@ def save_or_rescue(img, path: PathLike, quality: int = 95) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for folder in rescue_folders():
         for ext in (".png", ".jpg"):
-            copy = folder / f"{path.stem or 'result'}-{stamp}-{os.getpid()}{ext}"
+            copy = folder / f"{path.stem[:100] or 'result'}-{stamp}-{os.getpid()}{ext}"
             try:
                 save_image(img, copy, quality)
             except Exception:  # try the next format / folder

@@ -196,32 +196,42 @@ def save_reference(name: str, fig, root=None) -> Path:
     return path
 
 
-def full_mode_reference(name: str, fig=None, what: str = "", root=None) -> str:
+def reference_action(name: str, root=None) -> str:
+    """What :func:`full_mode_reference` does with the reference ``name`` here and now: "shown" (quick mode, the
+    reference exists), "missing" (quick mode, not generated yet), "written" (full mode with
+    ``NSTEDU_WRITE_REFERENCES`` set: ``make references``) or "full" (full mode: the figure *is* the result)."""
+    if not quick_mode():
+        target = os.environ.get(WRITE_REFERENCES_ENV, "").strip()
+        return "written" if target and target.lower() not in ("0", "false", "no") else "full"
+    return "shown" if reference_path(name, root).is_file() else "missing"
+
+
+def full_mode_reference(name: str, fig=None, what: str = "", root=None) -> None:
     """Quick-mode honesty for the figure a cell just drew (``fig``, default: the current figure).
 
     * quick mode (``NSTEDU_QUICK=1``): marks ``fig`` "QUICK MODE" and draws, in a second figure, the reference
       ``name`` computed once in full mode and shipped with nstedu — or, if it was not generated yet, says so.
-      Returns "shown" or "missing".
     * full mode with ``NSTEDU_WRITE_REFERENCES`` set (``make references``): saves ``fig`` as the reference.
-      Returns "written".
-    * full mode otherwise: does nothing (the figure *is* the full-mode result). Returns "full".
+    * full mode otherwise: does nothing (the figure *is* the full-mode result).
 
+    :func:`reference_action` says which of these happens. Returns ``None``, like ``plt.show()``: a notebook cell
+    that ends with this call shows its figures and nothing else (a returned value would be printed under them).
     ``what`` names the settings of the full run for the caption (e.g. "256 px, 300 steps").
     """
     fig = fig if fig is not None else plt.gcf()
-    if not quick_mode():
-        target = os.environ.get(WRITE_REFERENCES_ENV, "").strip()
-        if target and target.lower() not in ("0", "false", "no"):
-            save_reference(name, fig, None if target.lower() in ("1", "true", "yes") else target)
-            return "written"
-        return "full"
+    action = reference_action(name, root)
+    if action == "written":
+        target = os.environ[WRITE_REFERENCES_ENV].strip()
+        save_reference(name, fig, None if target.lower() in ("1", "true", "yes") else target)
+    if action in ("written", "full"):
+        return None
     fig.suptitle("QUICK MODE — tiny images, few steps: not what this cell shows in full mode (reference below)",
                  color="firebrick", fontsize=9)
-    path = reference_path(name, root)
-    if not path.is_file():
+    if action == "missing":
         print(f"Full-mode reference '{name}' not generated yet (instructors: `make references`). "
               "Run without NSTEDU_QUICK to see the real result.")
-        return "missing"
+        return None
+    path = reference_path(name, root)
     index_path = path.parent / "index.json"
     made = json.loads(index_path.read_text()).get(name, {}) if index_path.is_file() else {}
     with Image.open(path) as im:
@@ -234,4 +244,4 @@ def full_mode_reference(name: str, fig=None, what: str = "", root=None) -> str:
     when = f", made {made['created']}" if made.get("created") else ""
     ref.suptitle(f"FULL MODE reference{': ' + what if what else ''} (computed once and shipped{when})",
                  color="darkgreen", fontsize=9)
-    return "shown"
+    return None

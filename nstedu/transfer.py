@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import time
 import warnings
 from dataclasses import dataclass, fields, replace
@@ -104,6 +105,15 @@ def initial_image(init: str, content: torch.Tensor, style_image=None, seed: int 
     raise ValueError(f"init must be one of {INITS}, got {init!r}")
 
 
+def check_hooks(callback, callback_every, should_stop) -> None:
+    """One ``TypeError``/``ValueError`` naming the argument for a callback that cannot be called, or a bad period."""
+    for name, hook in (("callback", callback), ("should_stop", should_stop)):
+        if hook is not None and not callable(hook):
+            raise TypeError(f"{name} must be a function (or None); got {type(hook).__name__}")
+    if isinstance(callback_every, bool) or not isinstance(callback_every, numbers.Integral) or callback_every <= 0:
+        raise ValueError(f"callback_every must be a positive whole number, got {callback_every!r}")
+
+
 def run_style_transfer(content: ImageLike, style: Union[ImageLike, Sequence[ImageLike], None] = None,
                        config: Optional[TransferConfig] = None, *, style_targets: Optional[Sequence[StyleTarget]] = None,
                        init_image: Optional[ImageLike] = None, callback: Optional[Callable[[StepInfo], None]] = None,
@@ -126,14 +136,13 @@ def run_style_transfer(content: ImageLike, style: Union[ImageLike, Sequence[Imag
     if unknown:
         raise TypeError(f"unknown setting(s) {sorted(unknown)}; see nstedu.TransferConfig")
     cfg = replace(config or TransferConfig(), **overrides).validate()
-    if callback_every <= 0:
-        raise ValueError(f"callback_every must be positive, got {callback_every}")
+    check_hooks(callback, callback_every, should_stop)
     device = resolve_device(cfg.device)
     size = cfg.size or default_size(device)
     photo = load_content(content)  # its size is checked before anything of the result's size is allocated
     w, h = check_min_side(photo.size, size, f"content image '{content}'" if isinstance(content, str) else "content image")
     history = cfg.lbfgs_history if cfg.optimizer == "lbfgs" else 0
-    check_memory(w, h, history, device, size, multiscale_history=3)
+    check_memory(w, h, history, device, size, multiscale_history=3, style_scale=cfg.style_scale)
     with explain_out_of_memory(w, h, history, device, size, suggest_multiscale=init_image is None):
         return _run(photo, style, cfg, device, size, style_targets, init_image, mask, callback, callback_every,
                     should_stop)

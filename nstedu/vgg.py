@@ -100,7 +100,10 @@ class VGG19Features(nn.Module):
         if missing:
             raise WeightsError(f"weights lack layers {', '.join(missing)}")
         convs = {k: v.float() for k, v in state_dict.items() if k.split(".")[0] in CONV_LAYERS}
-        self.layers.load_state_dict(convs, strict=True, assign=True)
+        try:
+            self.layers.load_state_dict(convs, strict=True, assign=True)
+        except RuntimeError as e:  # tensors of the wrong shape: one line, not torch's list of every mismatch
+            raise WeightsError(f"weights do not fit VGG-19 ({str(e).strip().splitlines()[-1].strip()[:160]})") from None
         self.pooling, self.input_convention = pooling, input_convention
         if input_convention == "caffe":  # RGB [0,1] -> BGR*255 - mean  ==  flip(x) * 255 - mean_bgr
             scale, shift, self.flip = torch.full((3,), 255.0), -torch.tensor(CAFFE_MEAN_BGR), True
@@ -145,6 +148,11 @@ class VGG19Features(nn.Module):
         wanted = set(check_layers(layers if layers is not None else CONV_LAYERS))
         deepest = max(LAYER_NAMES.index(n) for n in wanted)
         names = LAYER_NAMES[: deepest + 1]
+        pools = sum(n.startswith("pool") for n in names)
+        if min(x.shape[-2:]) < 2 ** pools:  # each 2×2 pooling halves the sides: they must not reach 0
+            raise ValueError(f"a {x.shape[-1]}×{x.shape[-2]} image is too small for layer {LAYER_NAMES[deepest]} "
+                             f"(after {pools} poolings every side needs at least {2 ** pools} px): use a larger "
+                             f"--size or a shallower layer")
         out: dict[str, torch.Tensor] = {}
         h = self.normalize(x)
         split = LAYER_NAMES.index("pool1") + 1
@@ -248,9 +256,14 @@ def _torchvision_weights():
     return VGG19_Weights.IMAGENET1K_V1
 
 
+#: the file name of torchvision's IMAGENET1K_V1 VGG-19 weights (the last part of their URL; a test keeps it in step),
+#: so that asking where they are cached imports no torchvision (which pulls in torch._dynamo: ~2 s)
+TORCHVISION_VGG19_FILE = "vgg19-dcbb9e9d.pth"
+
+
 def torchvision_cache_path() -> Path:
     """Where torchvision keeps (or will keep) its VGG-19 weights file: the torch hub cache, ``$TORCH_HOME``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(_torchvision_weights().url).name
+    return Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_VGG19_FILE
 
 
 def load_torchvision_state_dict() -> dict[str, torch.Tensor]:
@@ -312,7 +325,10 @@ def _cached_vgg(key: tuple, device: str, pooling: str, calibrate_features: bool)
         model = VGG19Features(load_torchvision_state_dict(), "torchvision", pooling)
     elif kind == "file":
         sd, convention = load_state_dict_file(key[1])
-        model = VGG19Features(sd, convention, pooling)
+        try:
+            model = VGG19Features(sd, convention, pooling)
+        except WeightsError as e:
+            raise WeightsError(f"'{key[1]}': {e}") from None
     else:
         raise WeightsError(f"unknown weights {kind!r}: use 'caffe' (default, offline), 'torchvision' or a path to a .pth file")
     model = model.to(device)

@@ -34,9 +34,9 @@ and every frame keeps its source timestamp (variable frame rates stay variable; 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
+import os
 import shutil
 import time
 from dataclasses import dataclass, field, replace
@@ -47,10 +47,12 @@ import torch
 
 from . import flow as FL
 from . import videoio as V
+from .video_progress import _fingerprint, _keeps_output, _load_progress
 from .config import TransferConfig
 from .env import default_size, resolve_device
 from .fast import FastStylizer
-from .images import atomic_write
+from .images import MIN_SIDE, atomic_write
+from .outputs import check_not_input, partial_path
 from .objective import Objective, prepare_style_targets
 from .samples import load_style
 from .transfer import initial_image, optimize
@@ -90,7 +92,6 @@ class FastFrames:
     warp_mode = "bicubic"
 
     def __init__(self, model, blend: float = BLEND, device="auto"):
-
         if not 0.0 <= blend < 1.0:
             raise ValueError(f"blend must be in [0, 1), got {blend!r}")
         self.stylizer, self.blend = FastStylizer.load(model, device), blend
@@ -106,6 +107,12 @@ class FastFrames:
         return y + self.blend * mask * (warped - y)
 
 
+def optimized_bytes_per_pixel(optimizer: str = "lbfgs", lbfgs_history: int = 100) -> float:
+    """Working memory per pixel of the optimization mode: VGG-19 forward + backward ≈ 2 kB/px (NOTES), L-BFGS 2
+    vectors per history entry (Adam: its moments), flow buffers."""
+    return 2000.0 + (24.0 * lbfgs_history if optimizer == "lbfgs" else 40.0) + 200.0
+
+
 class OptimizedFrames:
     """Optimization mode: Gatys et al. per frame; with a previous output, start from it (warped) and add the
     :class:`TemporalObjective`."""
@@ -113,7 +120,6 @@ class OptimizedFrames:
     warp_mode = "bilinear"
 
     def __init__(self, style, size: int, temporal_weight: float = TEMPORAL_WEIGHT, config=None, device="auto", **settings):
-
         if temporal_weight < 0 or not math.isfinite(temporal_weight):
             raise ValueError(f"temporal_weight must be a non-negative number, got {temporal_weight!r}")
         self.cfg = replace(config or TransferConfig(), size=size, progress=False, device=str(device), **settings).validate()
@@ -124,12 +130,10 @@ class OptimizedFrames:
         first = style[0] if isinstance(style, (list, tuple)) else style
         self.style_image = load_style(first, size) if self.cfg.init == "style" else None
 
-    def bytes_per_pixel(self) -> float:  # VGG-19 forward + backward ≈ 2 kB/px (NOTES), L-BFGS 2 vectors per entry
-        history = 24.0 * self.cfg.lbfgs_history if self.cfg.optimizer == "lbfgs" else 40.0
-        return 2000.0 + history + 200.0
+    def bytes_per_pixel(self) -> float:
+        return optimized_bytes_per_pixel(self.cfg.optimizer, self.cfg.lbfgs_history)
 
     def __call__(self, frame: torch.Tensor, warped: Optional[torch.Tensor], mask: Optional[torch.Tensor]) -> torch.Tensor:
-
         content = frame.to(self.device)
         objective = Objective(self.vgg, content, self.targets, self.cfg)
         if warped is None:
@@ -160,31 +164,6 @@ class VideoResult:
     warping_errors: list = field(default_factory=list)
 
 
-def _fingerprint(input_path: Path, settings: dict) -> str:
-    st = input_path.stat()
-    text = json.dumps({"input": str(input_path.resolve()), "bytes": st.st_size, "mtime": st.st_mtime_ns, **settings},
-                      sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _load_progress(parts: Path, fingerprint: str, resume: bool, output: Path) -> dict:
-    fresh = {"version": 1, "fingerprint": fingerprint, "done": 0, "segments": [], "state": None}
-    progress = parts / "progress.json"
-    if not resume:
-        if progress.is_file():
-            print(f"note: starting again; discarding the unfinished run in {parts} (--resume would continue it)")
-        shutil.rmtree(parts, ignore_errors=True)
-        return fresh
-    if not progress.is_file():
-        print(f"note: no unfinished run of '{output}' to resume: starting from the first frame")
-        return fresh
-    saved = json.loads(progress.read_text())
-    if saved.get("fingerprint") != fingerprint:
-        raise V.VideoError(f"output '{output}': {parts} was made from another input or with other settings; "
-                           f"rerun without --resume to start again (or use the same settings)")
-    return saved
-
-
 def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] = None,
                   max_frames: Optional[int] = None, independent: bool = False,
                   temporal_weight: float = TEMPORAL_WEIGHT, blend: float = BLEND, resume: bool = False,
@@ -203,6 +182,9 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
     whose frames fit in memory. See the module docstring for ``resume`` and what happens on Ctrl-C or a crash."""
     t0 = time.perf_counter()
     output = V.check_output(output)
+    check_not_input(output, {"input video": input, "style image": style, "model": fast})
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < MIN_SIDE):
+        raise ValueError(f"size must be a whole number of pixels ≥ {MIN_SIDE}, got {size!r}")
     if (style is None) == (fast is None):
         raise ValueError("give either a style image (optimization mode) or fast=MODEL (fast mode), not both or neither")
     if max_frames is not None and (max_frames < 1 or int(max_frames) != max_frames):
@@ -213,14 +195,15 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
             raise ValueError(f"fast mode has no optimization settings; remove {unknown}")
         stylizer, mode = FastFrames(fast, blend, device), "fast"
     else:
-
         for s in (style if isinstance(style, (list, tuple)) else [style]):
             load_style(s, 256)  # a missing or unreadable style fails here, before the input is opened
     info = V.probe(input)
     if size is None and fast is None:
         size = default_size(resolve_device(device))
     width, height = V.working_size(info.width, info.height, size)
-    if fast is None:
+    if fast is None:  # the memory is checked before the network and the style targets are allocated
+        per_pixel = optimized_bytes_per_pixel(settings.get("optimizer", "lbfgs"), settings.get("lbfgs_history", 100))
+        V.check_memory(f"video '{input}'", width, height, per_pixel, "optimization mode")
         stylizer, mode = OptimizedFrames(style, max(width, height), temporal_weight, device=device, **settings), "optimization"
     V.check_memory(f"video '{input}'", width, height, stylizer.bytes_per_pixel(), f"{mode} mode")
 
@@ -233,7 +216,11 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
               "temporal_weight": temporal_weight, "blend": blend, "flow": [flow_method, flow_preset], "codec": codec,
               "settings": getattr(stylizer, "cfg", None) and stylizer.cfg.to_dict()}
     parts = output.with_name(output.name + ".parts")
+    finished_there = os.path.lexists(output) and _keeps_output(parts)
     state = _load_progress(parts, _fingerprint(Path(input), config), resume, output)
+    # a finished video at OUT is replaced only by a finished one: an interrupted run's frames go beside it
+    state.setdefault("keep_output", finished_there)
+    unfinished_to = partial_path(output) if state["keep_output"] else output
     parts.mkdir(parents=True, exist_ok=True)
     done = state["done"]
     total = min(info.frames, max_frames) if max_frames else info.frames
@@ -266,12 +253,12 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
         if old and old != state_file:
             (parts / old).unlink(missing_ok=True)
 
-    def finish_output() -> list:
+    def finish_output(dest=output) -> list:
         if not state["segments"]:
             return []
         segs = [(parts / name, offset) for name, offset, _ in state["segments"]]
         end = last_time + 1.0 / float(info.fps)
-        note = V.join(segs, output, info.time_base, audio_source=input, start_time=start_pts * info.time_base,
+        note = V.join(segs, dest, info.time_base, audio_source=input, start_time=start_pts * info.time_base,
                       end_time=float(start_pts * info.time_base) + end)
         return [note] if note else []
 
@@ -318,13 +305,14 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
     except KeyboardInterrupt:
         stop_reason = "interrupted"
         close_segment()
-        notes += finish_output()
-        notes.append(f"interrupted after {state['done']} frames; {output} has them. Rerun with --resume "
+        notes += finish_output(unfinished_to)
+        kept = f" ('{output}', a finished video, was kept)" if unfinished_to != output else ""
+        notes.append(f"interrupted after {state['done']} frames; {unfinished_to} has them{kept}. Rerun with --resume "
                      f"(resume=True) to continue from frame {state['done'] + 1}")
     except BaseException:
         try:  # keep what is done: a playable file and a resume point, then report the original error
             close_segment()
-            finish_output()
+            finish_output(unfinished_to)
         except Exception:
             pass
         raise
@@ -332,5 +320,6 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
         bar.close()
     seconds = time.perf_counter() - t0
     new_frames = state["done"] - done
-    return VideoResult(output, state["done"], total, seconds, new_frames / seconds if seconds else 0.0,
+    where = output if stop_reason == "finished" else unfinished_to
+    return VideoResult(where, state["done"], total, seconds, new_frames / seconds if seconds else 0.0,
                        sum(errors) / len(errors) if errors else None, stop_reason, mode, notes, errors)

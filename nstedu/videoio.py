@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
+import torch
+
+from .env import memory_gb
 
 #: Output containers by extension (the name FFmpeg knows them by).
 OUTPUT_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -150,18 +153,9 @@ def working_size(width: int, height: int, size: Optional[int] = None) -> tuple[i
 
 
 def available_memory() -> Optional[int]:
-    """Bytes of memory available to new allocations (Linux ``MemAvailable``; physical memory elsewhere)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
+    """Bytes of memory available to new allocations (:func:`nstedu.env.memory_gb` of the CPU: ``MemAvailable``)."""
+    gb = memory_gb(torch.device("cpu"))
+    return None if gb is None else int(gb * 1e9)
 
 
 def check_memory(label: str, width: int, height: int, bytes_per_pixel: float, what: str,

@@ -15,24 +15,27 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nstedu"
 #: The layer order, bottom first: a module may import (at module level) only modules listed before it.
 #: The same order is drawn in ARCHITECTURE.md; a new module must be placed here.
 LAYERS = [
-    "nstedu.images", "nstedu.outputs", "nstedu.samples", "nstedu.weights", "nstedu.vgg", "nstedu.env", "nstedu.allocator",  # pictures and the network
+    "nstedu.files", "nstedu.images", "nstedu.outputs", "nstedu.samples", "nstedu.weights", "nstedu.vgg", "nstedu.env", "nstedu.allocator",  # pictures and the network
     "nstedu.losses", "nstedu.style_stats", "nstedu.flow", "nstedu.metrics", "nstedu.config", "nstedu.objective",          # what is minimized
     "nstedu.optimizers",
     "nstedu.masks", "nstedu.control",                                                 # before / after
     "nstedu.transfer",                                                                # the optimizer
     "nstedu.multiscale", "nstedu.batch", "nstedu.fast.network", "nstedu.fast.training", "nstedu.fast",
-    "nstedu.fast_train", "nstedu.videoio", "nstedu.clips", "nstedu.video",   # built on the engine
-    "nstedu.plotting", "nstedu.widget_layout", "nstedu.widgets", "nstedu.arguments", "nstedu.cli_video", "nstedu.cli",  # for people
+    "nstedu.fast_train", "nstedu.videoio", "nstedu.clips", "nstedu.video_progress", "nstedu.video",   # built on the engine
+    "nstedu.plotting", "nstedu.widget_layout", "nstedu.widgets", "nstedu.arguments", "nstedu.cli_options", "nstedu.cli_video", "nstedu.cli",  # for people
     "nstedu", "nstedu.__main__",
     "nstedu.exercises", "nstedu.checks.core", "nstedu.checks.colour", "nstedu.checks.content_tv",
     "nstedu.checks.gram_style", "nstedu.checks.style_stats", "nstedu.checks.optimization", "nstedu.checks.harder", "nstedu.checks.capstone",
-    "nstedu.checks.manifest", "nstedu.checks.registry", "nstedu.checks.isolate", "nstedu.checks.grading",
-    "nstedu.checks.classroom", "nstedu.checks",
+    "nstedu.checks.manifest", "nstedu.checks.registry", "nstedu.checks.record", "nstedu.checks.reference_use",
+    "nstedu.checks.definitions", "nstedu.checks.isolate", "nstedu.checks.sandbox", "nstedu.checks.session",
+    "nstedu.checks.hidden_tests", "nstedu.checks.classroom", "nstedu.checks.autograde", "nstedu.checks.grading",
+    "nstedu.checks",
     "nstedu.checks.__main__",                                                         # the course's tools
 ]
 
 #: Libraries that may be imported inside a function: heavy ones (seconds to import) or optional extras.
-LAZY_OK = {"matplotlib", "torchvision", "nbformat", "nbclient", "IPython", "ipywidgets", "tqdm", "av", "cv2"}
+LAZY_OK = {"matplotlib", "torchvision", "nbformat", "nbclient", "IPython", "ipywidgets", "tqdm", "av", "cv2",
+           "jupyter_client", "jupyter_core", "nbgrader", "traitlets"}
 
 
 def module_name(path: Path) -> str:

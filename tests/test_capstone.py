@@ -10,6 +10,7 @@ from nstedu import checks
 from nstedu import losses as L
 from nstedu.checks import capstone as C
 from nstedu.checks import harder as H
+from nstedu.checks.core import hidden_seed
 from nstedu.transfer import TransferConfig
 
 CONTENT_LAYER = L.DEFAULT_CONTENT_LAYERS[0]
@@ -113,6 +114,19 @@ def _no_scale(x, vgg, pf, sg, alpha, beta, gamma):
     return loss + (gamma * tv_loss(x) if gamma else 0)
 
 
+def mistaken_total(term, factor):
+    """``total_loss`` with one term multiplied by ``factor`` (a function of α, β, γ and s), the rest right."""
+    def total(x, vgg, pf, sg, alpha, beta, gamma):
+        s = L.size_scale(*x.shape[-2:])
+        f = vgg(x, list(STYLE_LAYERS) + [CONTENT_LAYER])
+        parts = {"content": alpha * s * content_loss(f, pf) if alpha else 0.0,
+                 "style": beta * style_loss(f, sg, LAYER_WEIGHTS) if beta else 0.0,
+                 "TV": gamma * s * tv_loss(x) if gamma else 0.0}
+        parts[term] = parts[term] * factor(alpha, beta, gamma, s)
+        return x.new_zeros(()) + sum(parts.values())
+    return total
+
+
 def _no_clamp(x, objective, optimizer):
     optimizer.zero_grad()
     loss = objective(x)
@@ -140,14 +154,86 @@ def _gram_hw(features):
     (variant(tv_loss=_tv_one_direction), "transfer", "tv_loss does not pass its own check"),
     (variant(total_loss=_no_scale), "inversion", "size factor"),
     (variant(total_loss=_no_scale), "transfer", "size factor"),
+    (variant(total_loss=mistaken_total("TV", lambda a, b, g, s: 1 / s)), "transfer", "the TV term is missing its size factor s"),
+    (variant(total_loss=mistaken_total("content", lambda a, b, g, s: 1 / s)), "transfer", "the content term is missing its size factor s"),
+    (variant(total_loss=mistaken_total("content", lambda a, b, g, s: 1 / s)), "inversion", "the content term is missing its size factor s"),
     (variant(optimization_step=_no_clamp), "texture", "optimization_step does not pass"),
     (variant(gram_matrix=_gram_hw), "texture", "gram_matrix does not pass"),
-    (_from_photo, "inversion", "your loss at the start image is 0"),
+    (_from_photo, "inversion", "optimize a copy of `start` (not the photo"),
     (_fixed_lr, "texture", "torch.optim.Adam([x], lr=lr)"),
     (lambda vgg, photo, painting, start, **kw: (start, []), "texture", "losses must be a list"),
 ])
 def test_typical_wrong_capstones_fail_with_a_hint(fn, task, hint):
     expect(checks.quietly(C.check_capstone, fn, task), "failed", hint)
+
+
+# ---------------------------------------------- every objective mistake, on every task where it applies (item 2)
+MISTAKES = [  # (term, factor, the words of the hint, tasks where the term is used)
+    ("content", lambda a, b, g, s: 0, "the content term is missing: add", ("inversion", "transfer")),
+    ("content", lambda a, b, g, s: 1 / s, "the content term is missing its size factor s", ("inversion", "transfer")),
+    ("content", lambda a, b, g, s: 2, "content term is 2× too large", ("inversion", "transfer")),
+    ("style", lambda a, b, g, s: 0, "the style term is missing: add", ("texture", "transfer")),
+    ("style", lambda a, b, g, s: s, "style term must not be multiplied by the size factor", ("texture", "transfer")),
+    ("style", lambda a, b, g, s: 1 / b, "the style term is not weighted", ("texture", "transfer")),
+    ("TV", lambda a, b, g, s: 0, "the TV term is missing: add", ("transfer",)),
+    ("TV", lambda a, b, g, s: 1 / s, "the TV term is missing its size factor s", ("transfer",)),
+    ("TV", lambda a, b, g, s: 1 / g, "the TV term is not weighted", ("transfer",)),
+    ("TV", lambda a, b, g, s: 1 / (g * s), "the TV term has neither its weight nor the size factor", ("transfer",)),
+]
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    from nstedu.vgg import get_vgg
+    return get_vgg("caffe", "cpu")
+
+
+@pytest.mark.parametrize("task", C.TASKS)
+def test_each_objective_mistake_is_named_on_every_task_that_uses_the_term(vgg, task):
+    s = C.task_settings(task)
+    photo, painting, start = C.tiny_problem(task)
+    noise = torch.rand(start.shape, generator=torch.Generator().manual_seed(3))
+    pf = vgg(photo, [CONTENT_LAYER]) if photo is not None else None
+    sg = {k: gram_matrix(v) for k, v in vgg(painting, list(STYLE_LAYERS)).items()} if painting is not None else None
+    args = (s["alpha"], s["beta"], s["gamma"])
+    for term, factor, words, tasks in MISTAKES:
+        if task not in tasks:
+            continue
+        fn, seen = mistaken_total(term, factor), 0
+        for x in (start, noise):
+            with torch.no_grad():
+                first = float(fn(x, vgg, pf, sg, *args))
+                right = float(total_loss(x, vgg, pf, sg, *args))
+            if abs(first - right) <= C.LOSS_TOL * right:
+                continue   # invisible here (the content term at the photo, TV at 4e-4 of the start's loss)
+            hint = C._objective_hint(vgg, photo, painting, x, s, first, fn)
+            assert words in hint, (term, hint)
+            seen += 1
+        assert seen, (task, term, words)      # each mistake shows at the start or at the noise image
+
+
+def test_by_value_alone_an_unscaled_term_is_not_called_missing(vgg):
+    """Without the learner's total_loss only the value is known: at 32 px s ≈ 390, so a term without s is within
+    the tolerance of a missing term. The hint must then name the size factor (both fit), never "missing" alone."""
+    s = C.task_settings("transfer")
+    photo, painting, start = C.tiny_problem("transfer")
+    pf = vgg(photo, [CONTENT_LAYER])
+    sg = {k: gram_matrix(v) for k, v in vgg(painting, list(STYLE_LAYERS)).items()}
+    noise = torch.rand(start.shape, generator=torch.Generator().manual_seed(3))   # (at the start, TV is 4e-4 of the loss)
+    for term in ("TV", "content"):
+        with torch.no_grad():
+            first = float(mistaken_total(term, lambda a, b, g, s: 1 / s)(noise, vgg, pf, sg, s["alpha"], s["beta"],
+                                                                         s["gamma"]))
+        hint = C._objective_hint(vgg, photo, painting, noise, s, first)
+        assert hint.startswith(f"the {term} term is ") and "missing its size factor s" in hint, hint
+
+
+def test_candidates_are_distinct():
+    for term, key, _ in C.TERMS:
+        for weight in (1.0, 100.0):
+            factors = [f for f, *_ in C._mistakes(term, weight, 390.0)]
+            assert all(abs(f - 1) > 1e-3 for f in factors)
+            assert len(set(round(f, 9) for f in factors)) == len(factors)
 
 
 def test_not_implemented_is_reported():
@@ -226,6 +312,18 @@ def test_lbfgs_mistakes(fn, hint):
     expect(checks.check_lbfgs_step(fn), "failed", hint)
 
 
+@pytest.mark.parametrize("seed", [0, hidden_seed()])
+def test_the_lbfgs_problems_need_the_clamp(seed):
+    """Issue 23, item 3: a step without any clamp must fail. On every problem of the visible and the hidden check,
+    the unclamped L-BFGS steps take pixels out of [0, 1] (the targets lie outside), by more than a grey level."""
+    for s in (seed, seed + 1):
+        _, xs = H._lbfgs_trajectory(lambda x, o, opt: H.reference_lbfgs_step(x, o, opt, False, False), s, 3)
+        assert float(xs[0].min()) < -0.1 and float(xs[0].max()) > 1.1
+    expect(checks.check_lbfgs_step(lbfgs_no_clamp, seed=seed), "failed", "pixels left [0, 1]")
+    expect(checks.check_lbfgs_step(lbfgs_clamp_after_only, seed=seed), "failed", "clamp only after the step")
+    expect(checks.check_lbfgs_step(lbfgs_ok, seed=seed), "passed")
+
+
 def masked_loop(f, m):   # independent: explicit sums
     c = f.shape[1]
     g = torch.zeros(1, c, c)
@@ -257,3 +355,88 @@ def test_colour_matching_reference_matches_mean_and_covariance():
     expect(checks.check_match_color_histogram(match_color_histogram), "passed")
     expect(checks.check_match_color_histogram(H._cholesky_variant), "failed", "cholesky")
     expect(checks.check_match_color_histogram(lambda s, c: match_color_histogram(c, s)), "failed", "swapped")
+
+
+def cholesky_solve_regularized(style, content):
+    """The instructor's case: Cholesky factors of the covariances + 1e-5·I (as notebook 11 says to regularize),
+    whitening by a triangular solve."""
+    s, c = style.reshape(3, -1).double(), content.reshape(3, -1).double()
+    eye = torch.eye(3, dtype=torch.float64) * 1e-5
+    ls, lc = torch.linalg.cholesky(torch.cov(s) + eye), torch.linalg.cholesky(torch.cov(c) + eye)
+    white = torch.linalg.solve_triangular(ls, s - s.mean(1, keepdim=True), upper=False)
+    return (lc @ white + c.mean(1, keepdim=True)).reshape(style.shape).float().clamp(0, 1)
+
+
+def cholesky_inverse_plain(style, content):   # no regularization, explicit inverse, not clamped
+    s, c = style.reshape(3, -1).double(), content.reshape(3, -1).double()
+    ls, lc = torch.linalg.cholesky(torch.cov(s)), torch.linalg.cholesky(torch.cov(c))
+    return (lc @ torch.linalg.inv(ls) @ (s - s.mean(1, keepdim=True)) + c.mean(1, keepdim=True)).reshape(style.shape)
+
+
+def cholesky_upper(style, content):
+    s, c = style.reshape(3, -1).double(), content.reshape(3, -1).double()
+    eye = torch.eye(3, dtype=torch.float64) * 1e-5
+    us, uc = (torch.linalg.cholesky(torch.cov(t) + eye, upper=True) for t in (s, c))
+    return (uc @ torch.linalg.inv(us) @ (s - s.mean(1, keepdim=True)) + c.mean(1, keepdim=True)).reshape(style.shape).float().clamp(0, 1)
+
+
+def pca_match(style, content):
+    s, c = style.reshape(3, -1).double(), content.reshape(3, -1).double()
+    eye = torch.eye(3, dtype=torch.float64) * 1e-5
+    (ls, vs), (lc, vc) = torch.linalg.eigh(torch.cov(s) + eye), torch.linalg.eigh(torch.cov(c) + eye)
+    a = vc @ torch.diag(lc.sqrt() / ls.sqrt()) @ vs.T
+    return (a @ (s - s.mean(1, keepdim=True)) + c.mean(1, keepdim=True)).reshape(style.shape).float().clamp(0, 1)
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (cholesky_solve_regularized, "Cholesky factors (with or without the + 1e-5·I)"),
+    (cholesky_inverse_plain, "Cholesky factors"),
+    (cholesky_upper, "upper Cholesky factors"),
+    (pca_match, "each covariance's own eigenvectors"),
+])
+def test_colour_matching_with_cholesky_or_pca_is_named(fn, hint):
+    result = checks.check_match_color_histogram(fn)
+    expect(result, "failed", hint)
+    assert "symmetric square roots" in result.hint
+
+
+def test_the_cholesky_match_really_matches_mean_and_covariance_and_differs_from_the_symmetric_one():
+    from nstedu.control import match_color_histogram
+    g = torch.Generator().manual_seed(1)
+    style = torch.einsum("ij,bjhw->bihw", torch.rand(3, 3, generator=g) * 0.5, torch.rand(1, 3, 20, 20, generator=g)) + 0.2
+    content = torch.einsum("ij,bjhw->bihw", torch.rand(3, 3, generator=g) * 0.5, torch.rand(1, 3, 20, 20, generator=g)) + 0.1
+    chol = H._cholesky_variant(style, content, 1e-5).reshape(3, -1).double()
+    c = content.reshape(3, -1).double()
+    assert torch.allclose(chol.mean(1), c.mean(1), atol=1e-5) and torch.allclose(torch.cov(chol), torch.cov(c), atol=1e-4)
+    assert float((H._cholesky_variant(style, content, 1e-5) - match_color_histogram(style, content)).abs().max()) > 1e-2
+
+
+# ------------------------------------------- the capstone's figure: the solution's functions vs the engine (item 7)
+SOLUTION = C.__file__.rsplit("/nstedu/", 1)[0] + "/solutions/10_capstone.ipynb"
+PIXEL_TOL = 1 / 255       # mean |pixel difference| after the run: under a grey level
+CURVE_TOL = 1e-2          # the two loss curves, relative, at every step
+
+
+def test_the_capstone_figure_compares_like_with_like(vgg):
+    """Notebook 10, section 6 shows the solution's style_transfer next to the engine "with the same objective":
+    `checks.capstone.reference_run` (relative=False). On a tiny image they must agree: the first loss to float
+    precision; after 20 Adam steps the loss curves within 1 % and the mean pixel difference under a grey level
+    (Adam amplifies rounding where a gradient is ~0, so single pixels may differ more). The engine's default,
+    relative objective must NOT agree: a loss ~1e12 times smaller and another picture — what the text says."""
+    from nstedu.checks.isolate import definitions_from_notebook
+    import nstedu
+
+    ns, _ = definitions_from_notebook(SOLUTION)       # the notebook's own functions, not this file's copies
+    s, steps = C.task_settings("transfer"), 20
+    photo, painting, _ = C.tiny_problem("transfer")
+    args = (s["alpha"], s["beta"], s["gamma"], steps, s["lr"])
+    mine, losses = ns["style_transfer"](vgg, photo, painting, photo, *args)
+    engine, engine_losses = C.reference_run(vgg, photo, painting, photo, *args)
+    assert losses[0] == pytest.approx(engine_losses[0], rel=1e-6)
+    assert max(abs(a - b) / b for a, b in zip(losses, engine_losses)) < CURVE_TOL
+    assert float((mine - engine).abs().mean()) < PIXEL_TOL
+    assert losses[-1] < 0.5 * losses[0]                                      # and the run did something
+    default = nstedu.run_style_transfer(photo, painting, size=max(photo.shape[-2:]), optimizer="adam", lr=s["lr"],
+                                        steps=steps + 1, lr_decay_every=10 ** 9, progress=False)
+    assert default.history["total"][0] < 1e-6 * losses[0]
+    assert float((default.tensor - mine).abs().mean()) > 10 * PIXEL_TOL

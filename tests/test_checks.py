@@ -458,3 +458,51 @@ def _luma(x, w):
 ])
 def test_luminance_mistakes(fn, hint):
     expect(checks.check_luminance_transfer(fn), "failed", hint)
+
+
+# ------------------------------------------------- wrong sign, degenerate outputs (issue 23, items 1 and 5)
+@pytest.mark.parametrize("check, fn", [
+    (checks.check_style_loss, lambda f, a, w=None: -_style(f, a, w)),                  # −(correct)
+    (checks.check_style_loss, lambda f, a, w=None: -4 * _style(f, a, w)),
+    (checks.check_content_loss, lambda f, t: -content_ref(f, t)),
+    (checks.check_content_loss, lambda f, t: -2 * content_ref(f, t)),
+    (checks.check_tv_loss, lambda x: -tv_ref(x)),
+])
+def test_a_negative_loss_is_called_a_flipped_sign(check, fn):
+    expect(check(fn), "failed", "the sign is flipped: the loss must be ≥ 0")
+
+
+def test_the_sign_hint_names_the_factor_when_there_is_one(capsys):
+    checks.check_style_loss(lambda f, a, w=None: -_style(f, a, w))
+    assert "-1× the reference" in capsys.readouterr().out
+    checks.check_tv_loss(lambda x: -tv_ref(x))
+    assert "the sign is flipped" in capsys.readouterr().out
+
+
+def test_a_nan_loss_is_named():
+    expect(checks.check_content_loss(lambda f, t: content_ref(f, t) * float("nan")), "failed", "your loss is nan")
+
+
+def test_a_negated_gram_matrix_is_a_flipped_sign():
+    expect(checks.check_gram_matrix(lambda f: -gram_loop(f)), "failed", "the sign is flipped")
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (lambda f: torch.zeros(f.shape[0], f.shape[1], f.shape[1]), "your Gram matrix is all zeros"),
+    (lambda f: gram_loop(f) * 0, "your Gram matrix is all zeros"),
+    (lambda f: torch.full((f.shape[0], f.shape[1], f.shape[1]), float("nan")), "contains NaN"),
+    (lambda f: gram_loop(f) / 0, "contains NaN or inf"),
+    (lambda f: (f * f).sum() / f.numel() * torch.ones(f.shape[0], f.shape[1], f.shape[1]), "the same number"),
+])
+def test_degenerate_gram_matrices_get_a_true_hint(fn, hint):
+    result = checks.check_gram_matrix(fn)
+    expect(result, "failed", hint)
+    assert "diagonal is right" not in result.hint
+
+
+def test_a_zero_diagonal_is_not_called_a_right_diagonal():
+    def off_diagonal_only(f):
+        g = gram_loop(f)
+        return g - torch.diag_embed(torch.diagonal(g, dim1=1, dim2=2))
+    result = checks.check_gram_matrix(off_diagonal_only)
+    assert result.status == "failed" and "only the diagonal is right" not in result.hint

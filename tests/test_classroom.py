@@ -169,3 +169,36 @@ def test_classroom_init_copies_every_graded_notebook(tmp_path):
     assert (tmp_path / "nbgrader_config.py").is_file()
     assert sorted(p.parent.name for p in (tmp_path / "source").glob("*/*.ipynb")) == sorted(ASSIGNMENTS)
     assert shutil.which("nbgrader", path=str(BIN))
+
+
+def _submit(course: Path, student: str, edit=None) -> str:
+    """``student`` hands in the release (changed by ``edit(cells)`` if given); autograde it; nbgrader's log."""
+    nbgrader(course, "db", "student", "add", student)
+    nb = nbformat.read(course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    if edit:
+        edit(_cells(nb))
+    folder = course / "submitted" / student / ASSIGNMENT
+    folder.mkdir(parents=True)
+    nbformat.write(nb, folder / f"{ASSIGNMENT}.ipynb")
+    proc = nbgrader(course, "autograde", ASSIGNMENT, "--student", student)
+    return proc.stdout + proc.stderr
+
+
+def test_an_untouched_release_autogrades_without_a_checksum_warning(course):
+    """(After the formgrader test: that one grades the first submitted notebook, alice's.)
+    nbgrader stores a locked cell's checksum *with* its hidden tests, and the release strips them, so its own
+    OverwriteCells warns "checksum … has changed!" for every untouched cell with hidden tests (nbgrader #1961);
+    the course's OverwriteCellsKeepingHiddenTests restores them first. A real change to a locked cell still warns."""
+    log = _submit(course, "bob")
+    assert "Sanitizing" in log and "has changed" not in log, log[-3000:]
+    graded = _cells(nbformat.read(course / "autograded" / "bob" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4))
+    assert "BEGIN HIDDEN TESTS" in graded["check_gram_matrix"].source       # the hidden tests ran
+
+    def tamper(cells):
+        cells["check_gram_matrix"].source = cells["check_gram_matrix"].source.replace(
+            "checks.check_gram_matrix(gram_matrix)", "print('gram_matrix: PASSED')")
+    log = _submit(course, "carol", tamper)
+    assert "Attribute 'checksum' for cell check_gram_matrix has changed" in log, log[-3000:]
+    assert "check_style_loss has changed" not in log
+    graded = _cells(nbformat.read(course / "autograded" / "carol" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4))
+    assert "checks.check_gram_matrix(gram_matrix)" in graded["check_gram_matrix"].source   # put back by nbgrader

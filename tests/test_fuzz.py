@@ -129,12 +129,16 @@ def pixel_arrays(draw):
 
 
 @FAST
-@given(pixel_arrays(), st.booleans())
-def test_arrays_and_tensors_load_as_their_dtype_says_or_are_refused(arr, as_tensor):
+@given(pixel_arrays(), st.sampled_from(["array", "tensor", "batch"]))
+def test_arrays_and_tensors_load_as_their_dtype_says_or_are_refused(arr, kind):
+    """Arrays are H×W[×C]; tensors are read by their declared layout, channels first — (C, H, W) or (1, C, H, W) —
+    whatever H and W are: a width or height of 1, 3 or 4 is never taken for the channels (issue 24)."""
     expected = expected_from_array(arr)
     src = arr
-    if as_tensor and arr.dtype not in (np.uint32,):
-        src = torch.from_numpy(arr.copy())
+    if kind != "array" and arr.dtype not in (np.uint32,):
+        chw = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
+        src = torch.from_numpy(np.ascontiguousarray(chw))
+        src = src[None] if kind == "batch" else src
     grey = expected if expected is None or expected.ndim == 2 or expected.shape[-1] == 3 else expected[..., 0]
     ref = None if grey is None else (np.repeat(grey[..., None], 3, axis=2) if grey.ndim == 2 else grey)
     img = assert_loads_or_refuses(src, ref, (arr.shape[1], arr.shape[0]))

@@ -121,7 +121,8 @@ def _figure(colour=(255, 0, 0)):
 def test_quick_mode_without_a_reference_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("NSTEDU_QUICK", "1")
     fig = _figure()
-    assert plotting.full_mode_reference("03_texture", fig, root=tmp_path) == "missing"
+    assert plotting.reference_action("03_texture", root=tmp_path) == "missing"
+    assert plotting.full_mode_reference("03_texture", fig, root=tmp_path) is None
     assert "not generated yet" in capsys.readouterr().out
     assert "QUICK MODE" in fig._suptitle.get_text()
     assert plt.get_fignums() == [fig.number]                      # no reference figure was drawn
@@ -130,7 +131,8 @@ def test_quick_mode_without_a_reference_says_so(tmp_path, monkeypatch, capsys):
 def test_full_mode_writes_the_reference_and_quick_mode_shows_it(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("NSTEDU_QUICK", raising=False)
     monkeypatch.setenv(plotting.WRITE_REFERENCES_ENV, str(tmp_path))
-    assert plotting.full_mode_reference("04_tv", _figure((0, 0, 255)), "160 px") == "written"
+    assert plotting.reference_action("04_tv") == "written"
+    assert plotting.full_mode_reference("04_tv", _figure((0, 0, 255)), "160 px") is None
     path = tmp_path / "04_tv.jpg"
     with Image.open(path) as im:
         assert im.format == "JPEG" and im.width <= plotting.REFERENCE_MAX_WIDTH
@@ -140,10 +142,16 @@ def test_full_mode_writes_the_reference_and_quick_mode_shows_it(tmp_path, monkey
     assert np.abs(stored.reshape(-1, 3).mean(0) - [0, 0, 255]).max() < 200    # blue pictures on white
 
     monkeypatch.delenv(plotting.WRITE_REFERENCES_ENV)
-    assert plotting.full_mode_reference("04_tv", _figure()) == "full"          # full mode: the figure is the result
+    assert plotting.reference_action("04_tv") == "full"                       # full mode: the figure is the result
+    before = (tmp_path / "04_tv.jpg").read_bytes()
+    full = _figure()
+    assert plotting.full_mode_reference("04_tv", full) is None
+    assert (tmp_path / "04_tv.jpg").read_bytes() == before and full._suptitle is None    # nothing written or marked
     monkeypatch.setenv("NSTEDU_QUICK", "1")
     quick = _figure()
-    assert plotting.full_mode_reference("04_tv", quick, "160 px", root=tmp_path) == "shown"
+    assert plotting.reference_action("04_tv", root=tmp_path) == "shown"
+    # None, like plt.show(): a cell ending with the call shows no stray value (it printed 'shown' on the site)
+    assert plotting.full_mode_reference("04_tv", quick, "160 px", root=tmp_path) is None
     ref = plt.figure(plt.get_fignums()[-1])
     assert ref is not quick and "FULL MODE reference: 160 px" in ref._suptitle.get_text()
     assert np.array_equal(np.asarray(ref.axes[0].images[0].get_array()), stored)

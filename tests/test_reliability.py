@@ -407,3 +407,484 @@ def test_the_documented_pixel_limit_is_the_one_that_applies():
     assert "too large" not in str(e.value) and "truncated" in str(e.value)
     with pytest.raises(ImageError, match="too large"):
         load_image(_png_header(14_000, 13_000))  # 182 Mpx
+
+
+# ================================================================================================ issue 24
+# Nothing a user owns is ever lost: each cause of the issue-24 sweep is a case below (cause N → "24.N").
+def _photo(path, size=(48, 32), colour=(200, 40, 40)):
+    Image.new("RGB", size, colour).save(path)
+    return path
+
+
+def _clip(tmp_path):
+    pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    from nstedu import clips
+    return clips.make_synthetic_clip(tmp_path / "clip.mp4", frames=6, width=64, height=40, fps=12)
+
+
+# ------------------------------------------------------------------------- 24.1 the output path is an input
+@pytest.mark.parametrize("case", ["content", "symlink", "style", "hardlink", "fast", "fast-train", "export", "video"])
+def test_an_output_that_is_an_input_is_refused_and_the_input_kept(tmp_path, capsys, no_work, monkeypatch, case):
+    monkeypatch.setattr("nstedu.cli.train_fast", lambda *a, **k: pytest.fail("training started"))
+    photo, style = _photo(tmp_path / "photo.png"), _photo(tmp_path / "style.png", colour=(10, 10, 200))
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not probed: the check comes first")
+    before = {p: p.read_bytes() for p in (photo, style, clip)}
+    (tmp_path / "link.png").symlink_to(photo)
+    os.link(photo, tmp_path / "hard.png")
+    argv, says = {
+        "content": (["stylize", photo, style, "-o", photo], "is the content image"),
+        "symlink": (["stylize", photo, style, "-o", tmp_path / "link.png"], "is the content image"),
+        "style": (["stylize", photo, style, "-o", style], "is the style image"),
+        "hardlink": (["stylize", photo, style, "-o", tmp_path / "hard.png"], "is the content image"),
+        "fast": (["fast", photo, "-o", tmp_path / "link.png"], "is the content image"),
+        "fast-train": (["fast-train", style, "--out", style], "is the style image"),
+        "export": (["fast-train", style, "--out", tmp_path / "m.pth", "--export", tmp_path / "m.pth"], "is the --out"),
+        "video": (["video", clip, "--fast", "starry_night_cpu", "-o", clip], "is the input video"),
+    }[case]
+    code, _, err = run(argv + TINY[:2] if case in ("content", "style") else argv, capsys)
+    assert code == 2 and len(err) == 1 and says in err[0], err
+    assert {p: p.read_bytes() for p in (photo, style, clip)} == before and (tmp_path / "link.png").is_symlink()
+
+
+# --------------------------------------------------- 24.2 an interrupted rerun never replaces a finished result
+def test_an_interrupted_stylize_goes_beside_a_finished_output(tmp_path, capsys, monkeypatch):
+    from dataclasses import replace as dc_replace
+
+    from nstedu import transfer
+    out = _photo(tmp_path / "out.png", (32, 21), (1, 2, 3))  # the earlier finished result
+    finished = out.read_bytes()
+    real = transfer.run_style_transfer
+    monkeypatch.setattr("nstedu.cli.transfer.run_style_transfer",
+                        lambda *a, **k: dc_replace(real(*a, **k), stop_reason="interrupted"))
+    code, out_text, err = run(["stylize", "chelsea", "starry_night", "-o", out, *TINY], capsys)
+    partial = tmp_path / "out.partial.png"
+    assert code == 130 and out.read_bytes() == finished and Image.open(partial).size == (32, 21)
+    assert err == [f"nstedu stylize: the run was interrupted, so '{out}' (a finished result) was kept; this result is "
+                   f"in '{partial}'"] and out_text.startswith(f"saved {partial}:")
+    # with nothing at the output yet, the interrupted result goes to the output itself (nothing to protect)
+    code, _, _ = run(["stylize", "chelsea", "starry_night", "-o", tmp_path / "new.png", *TINY], capsys)
+    assert code == 130 and (tmp_path / "new.png").exists() and not (tmp_path / "new.partial.png").exists()
+
+
+def test_an_interrupted_video_rerun_keeps_the_finished_video(tmp_path):
+    from nstedu import videoio as V
+    from nstedu.video import stylize_video
+    clip, out = _clip(tmp_path), tmp_path / "out.mp4"
+    assert stylize_video(clip, out, fast="starry_night_cpu", progress=False).frames == 6
+    finished = out.read_bytes()
+
+    def interrupt_at_2(i, x, y):
+        if i == 2:
+            raise KeyboardInterrupt
+    r = stylize_video(clip, out, fast="starry_night_cpu", progress=False, segment_seconds=0.1, on_frame=interrupt_at_2)
+    partial = tmp_path / "out.partial.mp4"
+    assert r.stop_reason == "interrupted" and r.output == partial and out.read_bytes() == finished
+    assert V.probe(partial).frames == 3 and f"'{out}', a finished video, was kept" in r.notes[-1]
+    r = stylize_video(clip, out, fast="starry_night_cpu", progress=False, segment_seconds=0.1, resume=True)
+    # the resumed run finishes: now OUT is replaced (by a finished video)
+    assert r.stop_reason == "finished" and V.probe(out).frames == 6 and out.read_bytes() != finished
+
+
+def test_an_interrupted_restart_of_fast_training_keeps_the_finished_checkpoint(tmp_path, monkeypatch):
+    from nstedu.fast import training
+    monkeypatch.setattr(training.PhotoCrops, "__call__",  # random crops: decoding the photos is not what is tested
+                        lambda self, n: torch.rand(n, 3, self.size, self.size, generator=self.gen))
+    tiny = dict(size=32, steps=1, batch_size=1, width=4, res_blocks=1, progress=False)
+    ckpt = tmp_path / "m.pth"
+    training.train_fast("starry_night", None, checkpoint=ckpt, **tiny)
+    finished = ckpt.read_bytes()
+    with pytest.raises(ImageError, match="is the checkpoint"):  # exporting over the checkpoint would lose it
+        training.export_model(ckpt, tmp_path / "." / "m.pth")
+
+    def stop(step, parts):
+        raise KeyboardInterrupt
+    r = training.train_fast("starry_night", None, checkpoint=ckpt, resume=False, callback=stop, **dict(tiny, steps=3))
+    assert r.stop_reason == "interrupted" and r.checkpoint == tmp_path / "m.partial.pth"
+    assert ckpt.read_bytes() == finished and FastStylizer.load(r.checkpoint).meta["steps_trained"] == 1
+    r = training.train_fast("starry_night", None, checkpoint=ckpt, resume=False, **dict(tiny, steps=2))
+    assert r.checkpoint == ckpt and not (tmp_path / "m.partial.pth").exists()
+    assert FastStylizer.load(ckpt).meta["steps_trained"] == 2
+
+
+# ----------------------------------------------------------------------- 24.3 SIGTERM and SIGHUP like Ctrl-C
+def test_sigterm_and_sighup_raise_keyboard_interrupt_and_set_the_exit_status():
+    from nstedu import arguments
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        before = signal.getsignal(sig)
+        with arguments.signals_as_interrupt():
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), sig)
+                for _ in range(500):  # the handler runs at the next bytecode
+                    time.sleep(0.01)
+            assert arguments.exit_status(130) == 128 + sig and arguments.exit_status(2) == 2
+        assert signal.getsignal(sig) == before  # restored
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # under `nohup`: a hangup stays ignored
+    try:
+        with arguments.signals_as_interrupt():
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.05)
+            assert arguments.exit_status(130) == 130
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
+def test_a_signal_while_the_result_is_written_waits_for_the_write(tmp_path, monkeypatch):
+    """A second Ctrl-C (or a kill) during the final write does not abort it: it acts right after."""
+    real = images.atomic_write
+
+    def interrupted_write(path, write, text=False):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(20):
+            time.sleep(0.01)
+        return real(path, write, text)
+    monkeypatch.setattr(images, "atomic_write", interrupted_write)
+    with pytest.raises(KeyboardInterrupt):
+        outputs.save_or_rescue(Image.new("RGB", (20, 10), (9, 99, 199)), tmp_path / "r.png")
+    assert Image.open(tmp_path / "r.png").getpixel((5, 5)) == (9, 99, 199)
+
+
+@pytest.mark.parametrize("command", ["batch", "fast-train", "video"])
+def test_sigterm_in_every_command_keeps_the_work_and_exits_143(tmp_path, capsys, monkeypatch, command):
+    """The command sends itself SIGTERM in the middle of its work (in this process: the handler is the command's)."""
+    def term():
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(500):  # the handler raises at the next bytecode (the signal may reach another thread first)
+            time.sleep(0.01)
+    if command == "batch":
+        (tmp_path / "in").mkdir()
+        for i in range(2):
+            _photo(tmp_path / "in" / f"{i}.png")
+        real = batch.transfer.run_style_transfer
+        calls = []
+
+        def second_photo_killed(*a, **k):
+            calls.append(1)
+            if len(calls) == 2:
+                term()
+            return real(*a, **k)
+        monkeypatch.setattr(batch.transfer, "run_style_transfer", second_photo_killed)
+        argv = ["batch", tmp_path / "in", "--style", "starry_night", "-o", tmp_path / "out", *TINY]
+        kept = [tmp_path / "out" / "0_starry_night.png"]
+    elif command == "fast-train":
+        from nstedu.fast import training
+        calls = []
+
+        def crops(self, n):  # random crops: decoding the bundled photos is not what is tested here
+            calls.append(1)
+            if len(calls) == 2:
+                term()
+            return torch.rand(n, 3, self.size, self.size, generator=self.gen)
+        monkeypatch.setattr(training.PhotoCrops, "__call__", crops)
+        argv = ["fast-train", "starry_night", "--out", tmp_path / "m.pth", "--size", 32, "--steps", 5, "--width", 4,
+                "--res-blocks", 1, "--batch-size", 1, "-q"]
+        kept = [tmp_path / "m.pth"]
+    else:
+        from nstedu import cli_video
+        clip, real = _clip(tmp_path), cli_video.stylize_video
+        monkeypatch.setattr(cli_video, "stylize_video", lambda *a, **k: real(
+            *a, **dict(k, segment_seconds=0.1, on_frame=lambda i, x, y: term() if i == 2 else None)))
+        argv = ["video", clip, "--fast", "starry_night_cpu", "-o", tmp_path / "o.mp4", "-q"]
+        kept = [tmp_path / "o.mp4"]
+    code, _, _ = run(argv, capsys)
+    assert code == 128 + signal.SIGTERM and all(p.exists() and p.stat().st_size > 0 for p in kept)
+    if command == "fast-train":
+        assert FastStylizer.load(kept[0]).meta["steps_trained"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_a_signal_during_the_run_keeps_the_best_image_and_exits_128_plus_it(tmp_path, sig):
+    p = spawn("-m", "nstedu", "stylize", "chelsea", "starry_night", "-o", tmp_path / "o.png", "--size", 32, "--steps",
+              100000, "--save-every", 1, "-q")
+    deadline = time.time() + 120
+    while not list(tmp_path.glob("o_*.png")) and time.time() < deadline:
+        time.sleep(0.1)
+    p.send_signal(getattr(signal, sig))
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 128 + getattr(signal, sig) and "interrupted" in out and "Traceback" not in err, err
+    assert Image.open(tmp_path / "o.png").size == (32, 21)
+
+
+def test_fast_train_interrupted_exits_130_with_its_checkpoint(tmp_path, capsys, monkeypatch):
+    from nstedu.fast import training
+    calls = []
+
+    def crops(self, batch):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return torch.rand(batch, 3, self.size, self.size, generator=self.gen)
+    monkeypatch.setattr(training.PhotoCrops, "__call__", crops)
+    code, out, err = run(["fast-train", "starry_night", "--out", tmp_path / "m.pth", "--size", 32, "--steps", 5,
+                          "--width", 4, "--res-blocks", 1, "--batch-size", 1, "-q"], capsys)
+    assert code == 130 and FastStylizer.load(tmp_path / "m.pth").meta["steps_trained"] == 1
+    assert err == [f"nstedu fast-train: interrupted; rerun the same command to continue from '{tmp_path / 'm.pth'}'"]
+
+
+# ------------------------------------------------------------ 24.4 fast-train checks --out/--export first
+@pytest.mark.parametrize("which", ["out-folder", "export-folder", "read-only"])
+def test_fast_train_checks_its_outputs_before_training(tmp_path, capsys, monkeypatch, which):
+    monkeypatch.setattr("nstedu.cli.train_fast", lambda *a, **k: pytest.fail("training started"))
+    (tmp_path / "dir").mkdir()
+    argv = ["fast-train", "starry_night", "--out", tmp_path / "m.pth"]
+    if which == "out-folder":
+        argv[3] = tmp_path / "dir"
+    elif which == "export-folder":
+        argv += ["--export", tmp_path / "dir"]
+    else:
+        monkeypatch.setattr(outputs.tempfile, "mkstemp", lambda *a, **k: (_ for _ in ()).throw(
+            OSError(errno.EROFS, "Read-only file system")))
+    code, _, err = run(argv, capsys)
+    says = "Read-only file system" if which == "read-only" else "is a folder"
+    assert code == 2 and len(err) == 1 and says in err[0], err
+
+
+def test_fast_train_on_a_full_disk_rescues_the_trained_network(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    real = outputs.atomic_write
+
+    def full_disk(path, write, text=False):
+        if Path(path).parent == tmp_path:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, write, text)
+    monkeypatch.setattr(outputs, "atomic_write", full_disk)
+    code, _, err = run(["fast-train", "starry_night", "--out", tmp_path / "m.pth", "--size", 32, "--steps", 1,
+                        "--width", 4, "--res-blocks", 1, "--batch-size", 1, "-q"], capsys)
+    assert code == 1 and len(err) == 1 and "No space left on device" in err[0]
+    rescued = list((tmp_path / "cache" / "nstedu" / "rescued").glob("m-*.pth"))
+    assert len(rescued) == 1 and str(rescued[0]) in err[0] and FastStylizer.load(rescued[0]).meta["steps_trained"] == 1
+
+
+# ---------------------------------------------------------- 24.5 memory: available, before allocating, the option
+def test_the_memory_a_run_can_take_is_the_available_memory():
+    with open("/proc/meminfo") as f:
+        info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
+    got = env.memory_gb(torch.device("cpu")) * 1e9
+    assert abs(got - info["MemAvailable"]) < 0.05 * info["MemTotal"] and got < info["MemTotal"]
+
+
+def _fits_line(err, option):
+    assert len(err) == 1 and f"use {option} " in err[0], err
+    return float(err[0].split(f"use {option} ")[1].split()[0])
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["fast", "chelsea", "--size", 20000], "--size"),
+    (["fast-train", "starry_night", "--size", 20000, "--out", "m.pth"], "--size"),
+])
+def test_fast_and_fast_train_check_memory_before_allocating(tmp_path, capsys, monkeypatch, argv, option):
+    monkeypatch.setattr(env, "memory_gb", lambda device: 8.0)
+    monkeypatch.chdir(tmp_path)
+    from nstedu.fast import training
+    monkeypatch.setattr(FastStylizer, "stylize_tensor", lambda *a: pytest.fail("allocated before the check"))
+    monkeypatch.setattr(training, "init_net", lambda *a: pytest.fail("allocated before the check"))
+    code, _, err = run([*argv, "-o" if argv[0] == "fast" else "-q", *(["o.png"] if argv[0] == "fast" else [])], capsys)
+    fits = int(_fits_line(err, option))
+    if argv[0] == "fast":
+        width = FastStylizer.load("starry_night").net.width
+        w, h = images.fit_longest(*load_image(__import__("nstedu").samples.path("chelsea")).size, fits)
+        assert w * h * (30 * width + 200) / 1e9 <= 0.9 * 8 and code == 2
+    else:
+        assert 4 * env.estimate_memory_gb(fits, fits, 0) <= 0.9 * 8 < 4 * env.estimate_memory_gb(fits + 2, fits + 2, 0)
+    assert code == 2 and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("option, value", [("--lbfgs-history", 100000000), ("--style-scale", 200)])
+def test_the_memory_message_names_the_option_that_is_too_big(tmp_path, capsys, monkeypatch, option, value):
+    monkeypatch.setattr(env, "memory_gb", lambda device: 8.0)
+    code, _, err = run(["stylize", "chelsea", "starry_night", "-o", tmp_path / "o.png", "--size", 64, option, value],
+                       capsys)
+    fits = _fits_line(err, option)
+    assert code == 2 and "--size" not in err[0]
+    if option == "--lbfgs-history":
+        w, h = images.fit_longest(*load_image(__import__("nstedu").samples.path("chelsea")).size, 64)
+        assert env.estimate_memory_gb(w, h, fits) <= 0.9 * 8 < env.estimate_memory_gb(w, h, fits + 1)
+    else:
+        assert (64 * fits) ** 2 / 1e6 * env.FORWARD_GB_PER_MPX <= 0.9 * 8 < (64 * (fits + 0.02)) ** 2 / 1e6
+
+
+def test_video_style_mode_checks_memory_before_the_network(tmp_path, capsys, monkeypatch):
+    from nstedu import video, videoio
+    clip = _clip(tmp_path)
+    monkeypatch.setattr(videoio, "available_memory", lambda: 8e9)
+    monkeypatch.setattr(video, "OptimizedFrames", lambda *a, **k: pytest.fail("allocated before the check"))
+    code, _, err = run(["video", clip, "--style", "starry_night", "--size", 20000, "-o", tmp_path / "o.mp4"], capsys)
+    assert code == 2 and len(err) == 1 and "pass --size" in err[0]
+
+
+# ------------------------------------------------------------------------------------------- 24.6 batch
+def test_batch_redoes_outputs_that_are_empty_or_not_the_recorded_size(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        _photo(src / f"p{i}.png")
+    out, kw = tmp_path / "out", dict(size=32, steps=1, progress=False, log=lambda m: None)
+    first = batch.run_batch(src, ["starry_night"], out, **kw)
+    assert len(first.done) == 3
+    rows = {r["input"]: r for r in __import__("csv").DictReader(open(out / "manifest.csv"))}
+    assert {r["size"] for r in rows.values()} == {"32x21"}
+    (out / "p0_starry_night.png").write_bytes(b"")                                   # 0 bytes
+    Image.new("RGB", (7, 7)).save(out / "p1_starry_night.png")                       # another size
+    again = batch.run_batch(src, ["starry_night"], out, **kw)
+    assert sorted(p.name for p in again.done) == ["p0_starry_night.png", "p1_starry_night.png"]
+    assert [p.name for p in again.skipped] == ["p2_starry_night.png"]
+    assert all(Image.open(p).size == (32, 21) for p in out.glob("p*_starry_night.png"))
+
+
+def test_batch_into_its_own_input_folder_is_refused(tmp_path, capsys):
+    _photo(tmp_path / "a.png")
+    code, _, err = run(["batch", tmp_path, "--style", "starry_night", "-o", tmp_path, *TINY], capsys)
+    assert code == 2 and len(err) == 1 and "is the input folder" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+def test_batch_settings_errors_are_reported_once_before_any_photo(tmp_path, capsys, monkeypatch):
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        _photo(tmp_path / "in" / f"{i}.png")
+    monkeypatch.setattr(batch, "_run", lambda *a: pytest.fail("a photo was started"))
+    code, _, err = run(["batch", tmp_path / "in", "--style", "starry_night,great_wave", "--style-blend", "1",
+                        "-o", tmp_path / "out", *TINY], capsys)
+    assert code == 2 and err == ["nstedu batch: error: --style-blend has 1 weight(s) for 2 style image(s): give one "
+                                 "weight per style"]
+    with pytest.raises(ImageError, match="cannot write '.gif'"):  # the format too, before the first photo
+        batch.run_batch(tmp_path / "in", "starry_night", tmp_path / "out", ext="gif", size=32, steps=1)
+
+
+# ------------------------------------------------------------------------------ 24.7 no traceback: one line
+@pytest.mark.parametrize("case", ["long-name", "manifest-folder", "style-empty", "style-comma", "batch-style-empty",
+                                  "pool5", "weights-zero", "bad-weights-file"])
+def test_more_mistakes_are_one_line(tmp_path, capsys, case):
+    (tmp_path / "in").mkdir()
+    _photo(tmp_path / "in" / "a.png")
+    (tmp_path / "out" / "manifest.csv").mkdir(parents=True)
+    from nstedu.vgg import CONV_LAYERS
+    torch.save({"state_dict": {f"{n}.{k}": torch.zeros(2) for n in CONV_LAYERS for k in ("weight", "bias")}},
+               tmp_path / "bad.pth")
+    stylize = ["stylize", "chelsea", "starry_night", "-o", tmp_path / "o.png", *TINY]
+    argv, says = {
+        "long-name": (["stylize", "chelsea", "starry_night", "-o", tmp_path / ("x" * 300 + ".png")], "shorter name"),
+        "manifest-folder": (["batch", tmp_path / "in", "--style", "starry_night", "-o", tmp_path / "out", *TINY],
+                            "manifest.csv': is not a file"),
+        "style-empty": (["stylize", "chelsea", "--style", "", "-o", tmp_path / "o.png"], "the style is empty"),
+        "style-comma": (["stylize", "chelsea", "--style", ",", "-o", tmp_path / "o.png"], "the style is empty"),
+        "batch-style-empty": (["batch", tmp_path / "in", "--style", ",", "-o", tmp_path / "b"], "no style given"),
+        "pool5": (stylize[:-5] + ["--style-layers", "pool5", "--size", 48, "--steps", 1, "-q"], "too small for layer pool5"),
+        "weights-zero": (stylize + ["--content-weight", 0, "--style-weight", 0, "--tv-weight", 0], "nothing to optimize"),
+        "bad-weights-file": (stylize + ["--weights", tmp_path / "bad.pth"], "do not fit VGG-19"),
+    }[case]
+    code, _, err = run(argv, capsys)
+    assert code == 2 and len(err) == 1 and says in err[0], err
+    if case == "bad-weights-file":
+        assert str(tmp_path / "bad.pth") in err[0]
+
+
+def test_an_os_error_during_the_work_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
+    """e.g. `video` on a full disk: the system's refusal, named, never a traceback."""
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "o.mp4.parts" / "seg_000000.mp4"))
+    monkeypatch.setattr("nstedu.cli_video.stylize_video", full)
+    code, _, err = run(["video", tmp_path / "in.mp4", "--fast", "starry_night_cpu", "-o", tmp_path / "o.mp4"], capsys)
+    assert code == 1 and err == [f"nstedu video: error: '{tmp_path / 'o.mp4.parts' / 'seg_000000.mp4'}': No space left "
+                                 f"on device"]
+
+
+# ---------------------------------------------------- 24.8 never a silently wrong result or a do-nothing exit 0
+@pytest.mark.parametrize("argv, says", [
+    (["video", "in.mp4", "--fast", "starry_night_cpu", "-o", "o.mp4", "--size", 0], "size must be a whole number"),
+    (["video", "in.mp4", "--fast", "starry_night_cpu", "-o", "o.mp4", "--size", -5], "size must be a whole number"),
+    (["stylize", "chelsea", "starry_night,great_wave", "--style-blend", "1e308,1e308", "-o", "o.png"], "finite, positive sum"),
+    (["stylize", "chelsea", "starry_night", "--multiscale", "--size", 256, "--levels", 100, "--steps", 4, "-o", "o.png"],
+     "--levels 100 does not fit --size 256: use 1 to 4"),
+    (["stylize", "chelsea", "starry_night", "--multiscale", "--size", 256, "--levels", 3, "--steps", 4, "-o", "o.png"],
+     "--steps 4 is too few for 3 levels"),
+    (["stylize", "chelsea", "starry_night", "--style-weight", "1e39", "-o", "o.png"], "too large for float32"),
+    (["stylize", "chelsea", "starry_night", "--seed", str(2 ** 70), "-o", "o.png"], "seed must be a whole number"),
+])
+def test_settings_that_would_give_a_wrong_result_are_refused(tmp_path, capsys, monkeypatch, argv, says):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(argv, capsys)
+    assert code == 2 and len(err) == 1 and says in err[0], err
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_loss_that_is_never_finite_is_an_error_not_the_photo_back(tmp_path, capsys, monkeypatch):
+    from nstedu import transfer
+
+    def infinite(x):
+        t = (x * 0).sum() + float("inf")
+        return t, {"total": t, "content": t, "style": t, "tv": t}
+    with pytest.warns(RuntimeWarning):
+        r = transfer.optimize(infinite, torch.full((1, 3, 16, 16), 0.5), TransferConfig(steps=3, progress=False))
+    assert r.stop_reason == "non-finite" and not r.history["step"]  # the API says so; the command line refuses it
+    monkeypatch.setattr("nstedu.cli.transfer.run_style_transfer", lambda *a, **k: r)
+    code, out, err = run(["stylize", "chelsea", "starry_night", "-o", tmp_path / "o.png", *TINY], capsys)
+    assert code == 2 and not out and len(err) == 1 and "the loss was never finite (loss became inf at step 1)" in err[-1]
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_a_nan_tensor_is_not_saved_as_a_black_image(tmp_path):
+    t = torch.rand(1, 3, 8, 8)
+    t[0, 1, 2, 3] = float("nan")
+    with pytest.raises(ValueError, match="1 pixel value"):
+        save_image(t, tmp_path / "nan.png")
+    assert not list(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------------------- 24.9 no hang on a FIFO
+def test_a_fifo_as_mask_or_image_is_refused_not_waited_on(tmp_path, capsys):
+    fifo = tmp_path / "mask.png"
+    os.mkfifo(fifo)
+    old = signal.signal(signal.SIGALRM, lambda *a: pytest.fail("blocked on the FIFO"))
+    signal.alarm(60)
+    try:
+        code, _, err = run(["stylize", "chelsea", "starry_night", "-o", tmp_path / "o.png", "--mask", fifo, *TINY], capsys)
+        with pytest.raises(ImageError, match="not a regular file"):
+            load_image(fifo)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert code == 2 and len(err) == 1 and "not a regular file" in err[0]
+
+
+# ------------------------------------------------------------------------------------------ 24.10 Python API
+@pytest.mark.parametrize("width", [1, 2, 3, 4, 5])
+def test_tensors_are_read_channels_first_whatever_their_width(width):
+    red = torch.zeros(1, 3, 4, width)
+    red[:, 0] = 1.0
+    for t in (red, red[0]):
+        img = load_image(t)
+        assert img.size == (width, 4) and set(map(tuple, np.asarray(img).reshape(-1, 3))) == {(255, 0, 0)}
+
+
+@pytest.mark.parametrize("kw, says", [
+    (dict(content=None), "content image must be a path, a sample name, a PIL image, an array or a tensor; got NoneType"),
+    (dict(content=5), "got int"), (dict(content=[1, 2]), "got list"), (dict(content={}), "got dict"),
+    (dict(steps=None), "steps must be set"), (dict(style_layers=None), "style_layers must be a list"),
+    (dict(seed="abc"), "seed must be a whole number"), (dict(callback=5), "callback must be a function"),
+    (dict(style_layer_weights="a,b"), "style_layer_weights must be numbers"),
+])
+def test_api_arguments_are_checked_with_one_message_naming_them(kw, says):
+    from nstedu import transfer
+    kw = dict(dict(content="chelsea", style="starry_night", size=32, steps=1, progress=False), **kw)
+    with pytest.raises((ValueError, TypeError)) as e:
+        transfer.run_style_transfer(**kw)
+    assert says in str(e.value) and "\n" not in str(e.value)
+
+
+def test_strings_where_lists_are_expected_are_split_not_read_letter_by_letter(tmp_path):
+    cfg = TransferConfig(style_layer_weights="0.2, 0.2,0.2,0.3,0.1", style_blend="0.6,0.4").validate()
+    assert cfg.style_layer_weights == (0.2, 0.2, 0.2, 0.3, 0.1) and cfg.style_blend == (0.6, 0.4)
+    (tmp_path / "in").mkdir()
+    _photo(tmp_path / "in" / "a.png")
+    report = batch.run_batch(tmp_path / "in", "starry_night", tmp_path / "out", size=32, steps=1, progress=False)
+    assert [p.name for p in report.done] == ["a_starry_night.png"]
+
+
+def test_a_premultiplied_la_image_loads_as_documented():
+    la = Image.merge("LA", [Image.new("L", (4, 2), 100), Image.new("L", (4, 2), 255)]).convert("La")
+    assert la.mode == "La" and set(map(tuple, np.asarray(load_image(la)).reshape(-1, 3))) == {(100, 100, 100)}
+    clear = Image.merge("LA", [Image.new("L", (4, 2), 100), Image.new("L", (4, 2), 0)]).convert("La")
+    assert set(map(tuple, np.asarray(load_image(clear)).reshape(-1, 3))) == {(255, 255, 255)}  # transparent: composited on white

@@ -13,9 +13,12 @@ sys.path.insert(0, str(REPO / "tools"))
 import build_site  # noqa: E402
 import run_notebooks  # noqa: E402
 
-CELLS = ["import matplotlib.pyplot as plt\nfrom nstedu.env import quick_mode\nfrom nstedu.plotting import full_mode_reference",
+CELLS = ["import matplotlib.pyplot as plt\nfrom nstedu.env import quick_mode\n"
+         "from nstedu.plotting import full_mode_reference, reference_action",
          "fig = plt.figure(figsize=(4, 2)); plt.plot([0, 1], [1, 0]); print('quick' if quick_mode() else 'full')\n"
-         "print('reference:', full_mode_reference('zz_tool_test', fig, 'a test'))"]
+         "print('reference:', reference_action('zz_tool_test'))\nfull_mode_reference('zz_tool_test', fig, 'a test')",
+         # a shipped reference, the call as the cell's last expression (as in the lessons): quick mode shows it
+         "fig = plt.figure(figsize=(4, 2)); plt.plot([0, 1], [0, 1])\nfull_mode_reference('00_loss_curves', fig)"]
 
 
 def _notebook(path):
@@ -37,8 +40,13 @@ def test_full_mode_run_writes_references_and_quick_mode_shows_where_they_are_mis
     assert "full" in _text(nb) and "reference: written" in _text(nb)
     assert (refs / "zz_tool_test.jpg").stat().st_size > 1000 and (refs / "index.json").is_file()
     assert any("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))   # inline figures
+    assert not any(o.output_type == "execute_result" for c in nb.cells for o in c.get("outputs", []))
     nb, _, error = run_notebooks.execute(path, quick=True, timeout=300)
     assert error == "" and "reference: missing" in _text(nb) and "not generated yet" in _text(nb)
+    shown = nb.cells[2].outputs
+    assert sum("image/png" in o.get("data", {}) for o in shown) == 2             # the quick figure and the reference
+    results = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "execute_result"]
+    assert results == [], f"a reference cell shows a stray value: {results}"    # was 'shown' under every figure
     table = run_notebooks.table([("demo.ipynb", 90.0, ""), ("bad.ipynb", 30.0, "ZeroDivisionError")], quick=True)
     assert "| `demo.ipynb` | 1.5 | ok |" in table and "error: ZeroDivisionError" in table and "| **2.0** |" in table
 

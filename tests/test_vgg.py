@@ -229,3 +229,16 @@ def test_pth_in_torchvision_layout_and_calibration(vgg, tmp_path):
     save_weights(vgg, q)
     sd, conv = load_state_dict_file(q)
     assert conv == "caffe" and torch.equal(sd["conv5_1.weight"], vgg.layers["conv5_1"].weight)
+
+
+def test_the_torchvision_file_name_is_torchvisions():
+    """nstedu names the cached torchvision weights file without importing torchvision (nstedu.info() stays fast):
+    the name must be the last part of torchvision's own URL."""
+    from pathlib import Path
+
+    from torchvision.models import VGG19_Weights
+
+    from nstedu.vgg import TORCHVISION_VGG19_FILE, torchvision_cache_path
+
+    assert TORCHVISION_VGG19_FILE == Path(VGG19_Weights.IMAGENET1K_V1.url).name
+    assert torchvision_cache_path().name == TORCHVISION_VGG19_FILE

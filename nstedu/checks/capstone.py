@@ -4,7 +4,8 @@ learner's own functions, compared with nstedu's engine run with the same setting
 The learner writes ``style_transfer(vgg, photo, painting, start, alpha, beta, gamma, steps, lr) -> (image, losses)``
 from their ``gram_matrix``, ``content_loss``, ``style_loss``, ``tv_loss`` and ``optimization_step`` (Adam on the
 pixels). The reference is :func:`nstedu.transfer.optimize` on :class:`nstedu.transfer.Objective` with Adam, the same
-learning rate, layers and weights, computed here at run time (so it follows the engine's defaults). Both start from
+learning rate, layers and weights, computed here at run time (so it follows the engine's defaults), with the plain
+sums the learner computes (``relative=False``; the engine's default relative terms are another loss). Both start from
 the same image, so the first loss must agree to float precision and the images after ``steps`` steps to well under
 a grey level; a wrong objective (a missing ½, the size factor, one layer, an unnormalized Gram) changes the first
 loss, a wrong loop (no clamp, another start, another learning rate) changes the images.
@@ -69,9 +70,10 @@ def reference_run(vgg, photo, painting, start, alpha, beta, gamma, steps, lr):
                          style_layers=base.style_layers, style_layer_weights=base.style_layer_weights)
     targets = [StyleTarget(style_grams(vgg, painting, cfg.style_layers))] if beta > 0 else []
     objective = Objective(vgg, photo if photo is not None else start, targets, cfg, relative=False)  # the plain sums
-    seen = []
-    result = optimize(objective, start, cfg, callback=lambda info: seen.append(info.image.clone()), callback_every=1)
-    return seen[steps], result.history["total"][:steps]
+    seen = []   # only the image evaluated after `steps` steps (evaluation steps + 1): the callback runs there alone
+    result = optimize(objective, start, cfg, callback=lambda info: seen.append(info.image.clone()),
+                      callback_every=steps + 1)
+    return seen[-1], result.history["total"][:steps]
 
 
 def _building_block_hint(fn) -> str:
@@ -87,32 +89,122 @@ def _building_block_hint(fn) -> str:
     return ""
 
 
-def _objective_hint(vgg, photo, painting, start, s, first) -> str:
-    """Name the term that makes the learner's first loss differ from the engine's."""
+#: the objective's three terms: (name, weight key, the term as the learner writes it)
+TERMS = (("content", "alpha", "α · s · content_loss(features, photo_features)"),
+         ("style", "beta", "β · style_loss(features, style_grams, LAYER_WEIGHTS)"),
+         ("TV", "gamma", "γ · s · tv_loss(x)"))
+
+
+def _engine_terms(vgg, photo, painting, x, s) -> dict:
+    """nstedu's value of each weighted term at the image ``x`` (α·s·content, β·style, γ·s·tv), and ``scale`` = s."""
     weights = TransferConfig().layer_weights()
     with torch.no_grad():
-        layers = list(dict.fromkeys(L.DEFAULT_STYLE_LAYERS + L.DEFAULT_CONTENT_LAYERS))
-        feats = vgg(start, layers)
-        scale = L.size_scale(*start.shape[-2:])
+        feats = vgg(x, list(dict.fromkeys(L.DEFAULT_STYLE_LAYERS + L.DEFAULT_CONTENT_LAYERS)))
         k = L.DEFAULT_CONTENT_LAYERS[0]
         c = float(L.content_loss(feats[k], vgg(photo, [k])[k])) if photo is not None else 0.0
-        st = float(L.style_loss(feats, style_grams(vgg, painting, L.DEFAULT_STYLE_LAYERS), weights)) if painting is not None else 0.0
-        tv = float(L.tv_loss(start))
-    a, b, g = s["alpha"], s["beta"], s["gamma"]
-    candidates = [
-        (a * c + b * st + g * tv, "multiply the content and TV terms by the size factor s = size_scale(H, W) (the "
-                                  "engine measures every image as if it had REFERENCE_PIXELS pixels)"),
-        (a * c * scale + b * st, "the TV term is missing: add γ · s · tv_loss(x)"),
-        (a * c * scale + g * tv * scale, "the style term is missing: add β · style_loss(features, style_grams)"),
-        (b * st + g * tv * scale, "the content term is missing: add α · s · content_loss(features, photo_features)"),
-        (c * scale + st + tv * scale, "weight the terms: α · s · content + β · style + γ · s · tv"),
-        (2 * a * c * scale + b * st + g * tv * scale, "your content term is 2× too large: content_loss is ½ Σ (F − P)²"),
-    ]
-    for value, hint in candidates:
-        if value > 0 and abs(first - value) <= LOSS_TOL * abs(value):
+        st = float(L.style_loss(feats, style_grams(vgg, painting, L.DEFAULT_STYLE_LAYERS), weights)) \
+            if painting is not None else 0.0
+        tv = float(L.tv_loss(x))
+    scale = L.size_scale(*x.shape[-2:])
+    return {"content": s["alpha"] * c * scale, "style": s["beta"] * st, "TV": s["gamma"] * tv * scale, "scale": scale}
+
+
+def _mistakes(term: str, weight: float, scale: float) -> list:
+    """``(factor, label, hint)``: the learner's term = factor × nstedu's, for the common mistakes in one term.
+    Factors that coincide (α = 1 makes "unweighted" the right answer) are dropped: each candidate is distinct."""
+    formula = dict((t, f) for t, _, f in TERMS)[term]
+    sized = term != "style"
+    out = [(0.0, "missing", f"the {term} term is missing: add {formula}")]
+    if sized:
+        out.append((1 / scale, "missing its size factor s",
+                    f"the {term} term is missing its size factor s = size_scale(H, W) (= {scale:.4g} here): use "
+                    f"{formula}, as the engine measures every image as if it had REFERENCE_PIXELS pixels"))
+    else:
+        out.append((scale, "multiplied by s", f"the style term must not be multiplied by the size factor s: use "
+                                              f"{formula} (only the content and TV terms grow with the pixel count)"))
+    if weight not in (0.0, 1.0):
+        out.append((1 / weight, "not weighted", f"the {term} term is not weighted: use {formula}"))
+        if sized:
+            out.append((1 / (weight * scale), "without its weight and s",
+                        f"the {term} term has neither its weight nor the size factor s: use {formula}"))
+    if term == "content":
+        out.append((2.0, "2× too large", "your content term is 2× too large: content_loss is ½ Σ (F − P)²"))
+    distinct = []
+    for factor, label, hint in out:
+        if abs(factor - 1) > LOSS_TOL and all(abs(factor - f) > LOSS_TOL * max(abs(f), 1e-12) for f, *_ in distinct):
+            distinct.append((factor, label, hint))
+    return distinct
+
+
+def _learner_loss(total_loss, vgg, photo, painting, x, alpha, beta, gamma):
+    """The learner's ``total_loss`` at ``x`` with these weights (targets from the photo and the painting, each
+    with nstedu's functions), or None if it raises."""
+    with torch.no_grad():
+        feats = vgg(photo, list(L.DEFAULT_CONTENT_LAYERS)) if photo is not None else None
+        grams = {k: L.gram_matrix(v) for k, v in vgg(painting, list(L.DEFAULT_STYLE_LAYERS)).items()} \
+            if painting is not None else None
+    try:
+        with torch.no_grad():
+            return float(total_loss(x.clone(), vgg, feats, grams, alpha, beta, gamma))
+    except Exception:
+        return None
+
+
+def _term_hint(total_loss, vgg, photo, painting, x, s, terms) -> str:
+    """Run the learner's ``total_loss`` one term at a time: the factor between their term and nstedu's names the
+    mistake without any ambiguity between terms (a term that is tiny at this image cannot hide behind another)."""
+    for term, key, formula in TERMS:
+        ref = terms[term]
+        if s[key] == 0 or ref <= 0:      # a term that is 0 here (the content term at the photo) says nothing
+            continue
+        alone = {w: (s[w] if w == key else 0.0) for w in ("alpha", "beta", "gamma")}
+        value = _learner_loss(total_loss, vgg, photo, painting, x, **alone)
+        if value is None or abs(value - ref) <= LOSS_TOL * ref:
+            continue
+        r = value / ref
+        for factor, _, hint in _mistakes(term, s[key], terms["scale"]):
+            if abs(r - factor) <= LOSS_TOL * max(abs(factor), LOSS_TOL):
+                return hint
+        return f"your {term} term is {r:.4g}× nstedu's at this image: use {formula}"
+    return ""
+
+
+def _objective_hint(vgg, photo, painting, x, s, first, total_loss=None) -> str:
+    """Name the term that makes the learner's loss at the image ``x`` (``first``) differ from the engine's: by
+    running their ``total_loss`` one term at a time when there is one, else by the value alone (naming every
+    mistake that fits it when this image cannot tell them apart)."""
+    terms = _engine_terms(vgg, photo, painting, x, s)
+    ref = terms["content"] + terms["style"] + terms["TV"]
+    if callable(total_loss):
+        hint = _term_hint(total_loss, vgg, photo, painting, x, s, terms)
+        if hint:
             return hint
-    ref = a * c * scale + b * st + g * tv * scale
-    return (f"your loss at the start image is {first:.4g}, nstedu's is {ref:.4g}: check total_loss "
+        whole = _learner_loss(total_loss, vgg, photo, painting, x, s["alpha"], s["beta"], s["gamma"])
+        if whole is not None and abs(whole - ref) <= LOSS_TOL * ref:
+            return (f"your total_loss is right here (nstedu's {ref:.4g}), but the first loss of your style_transfer is "
+                    f"{first:.4g}: optimize a copy of `start` (not the photo or another image), with the photo's "
+                    "features and the painting's Gram matrices as the targets, and return the loss before each step")
+    candidates = []      # (value, term, label, hint)
+    for term, key, _ in TERMS:
+        if s[key] != 0 and terms[term] > 0:
+            candidates += [(ref + (factor - 1) * terms[term], term, label, hint)
+                           for factor, label, hint in _mistakes(term, s[key], terms["scale"])]
+    if terms["content"] > 0 and terms["TV"] > 0:
+        both = ref - (1 - 1 / terms["scale"]) * (terms["content"] + terms["TV"])
+        candidates.append((both, "", "", "multiply the content and TV terms by the size factor s = size_scale(H, W)"))
+    fits = [c for c in candidates
+            if abs(c[0] - ref) > LOSS_TOL * ref and abs(first - c[0]) <= LOSS_TOL * abs(c[0])]
+    if len(fits) == 1:
+        return fits[0][3]
+    if fits and len({term for _, term, _, _ in fits}) == 1 and fits[0][1]:
+        term = fits[0][1]
+        formula = dict((t, f) for t, _, f in TERMS)[term]
+        return (f"the {term} term is " + ", or ".join(label for _, _, label, _ in fits) + " — at this image these "
+                f"give the same loss (within the tolerance): use {formula}")
+    if fits:
+        return ("your loss at this image fits more than one mistake (they differ by less than the tolerance here): "
+                + "; or ".join(hint for *_, hint in fits))
+    return (f"your loss at the image is {first:.4g}, nstedu's is {ref:.4g}: check total_loss "
             "(α · s · content + β · style + γ · s · tv, with your functions and the engine's layers)")
 
 
@@ -144,8 +236,8 @@ def _loop_hint(fn, vgg, photo, painting, start, image, s, steps, img_err) -> str
         except Exception:
             value = None
         ref = _engine_loss(vgg, photo, painting, x, s)
-        if value is not None and abs(value - ref) > LOSS_TOL * abs(ref):
-            return _objective_hint(vgg, photo, painting, x, s, value)
+        if value is not None and not abs(value - ref) <= LOSS_TOL * abs(ref):
+            return _objective_hint(vgg, photo, painting, x, s, value, total_loss)
     return (f"the loss at the start matches nstedu's, but after {steps} steps your image differs by {img_err:.3g} "
             "(max pixel): optimize a copy of `start` with torch.optim.Adam([x], lr=lr), calling your "
             "optimization_step exactly `steps` times, and return x")
@@ -185,11 +277,12 @@ def check_capstone(style_transfer: Callable, task: str = "transfer", steps: int 
         return fail("each loss must be a Python float (what your optimization_step returns: loss.item())")
     ref_image, ref_losses = reference_run(vgg, photo, painting, start, **args)
     loss_err = abs(losses[0] - ref_losses[0]) / max(abs(ref_losses[0]), 1e-12)
-    if loss_err > LOSS_TOL:
-        return fail(_objective_hint(vgg, photo, painting, start, s, losses[0]), loss_err)
+    if not loss_err <= LOSS_TOL:        # (a NaN loss fails too)
+        total_loss = getattr(style_transfer, "__globals__", {}).get("total_loss")
+        return fail(_objective_hint(vgg, photo, painting, start, s, losses[0], total_loss), loss_err)
     image = image.detach().float()
     img_err = float((image - ref_image).abs().max())
-    if img_err > IMAGE_TOL:
+    if not img_err <= IMAGE_TOL:
         return fail(_loop_hint(style_transfer, vgg, photo, painting, start, image, s, steps, img_err), img_err)
     loss_err = max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(losses, ref_losses))
     return _report(exercise, "passed", 1, 1, max(img_err, loss_err), measure="max error (pixels / relative loss)",

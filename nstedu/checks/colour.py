@@ -1,6 +1,7 @@
 """Check for exercise 07: ``luminance_transfer`` (keep the photo's colours, take the stylized luminance)."""
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -78,8 +79,8 @@ def check_luminance_transfer(luminance_transfer: Callable, trials: int = 4, seed
         out = luminance_transfer(*[t.clone() for t in case])
         return out.detach().float() if isinstance(out, torch.Tensor) else out
 
-    def abs_error(out, ref):
-        return float((torch.as_tensor(out).double() - ref.double()).abs().max())
+    def abs_error(out, ref):  # NaN anywhere is an infinite error (NaN >= tol is False: it would pass)
+        return float((torch.as_tensor(out).double() - ref.double()).abs().max().nan_to_num(math.inf))
 
     return _trials("luminance_transfer", cases, run, reference, diagnose, error=abs_error, tol=1e-3,
                    measure="abs error (pixels in [0, 1])")

@@ -7,7 +7,7 @@ import torch
 
 from .. import losses as L
 from .core import (CheckResult, _close, _crash_hint, _feature_dicts, _grad_hint, _near, _not_scalar_hint,
-                   _reset_grads, _scale, _trials, content_layer)
+                   _reset_grads, _scale, _sign_hint, _trials, content_layer)
 
 
 def check_content_loss(content_loss: Callable, layer: str | None = None, trials: int = 4, seed: int = 0) -> CheckResult:
@@ -40,6 +40,9 @@ def check_content_loss(content_loss: Callable, layer: str | None = None, trials:
                 return "you returned the element-wise squared differences: sum them (and multiply by ½)"
             return bad
         ref = reference(case)
+        sign = _sign_hint(out, ref, "½ Σ (F − P)²")
+        if sign:
+            return sign
         per_layer = {k: L.content_loss(f[k], t[k]) for k in f}
         for k, v in per_layer.items():
             if k != layer and any(_close(out, v * s) for s in (1, 2, 1 / f[k].numel(), 2 / f[k].numel())):
@@ -86,6 +89,9 @@ def check_tv_loss(tv_loss: Callable, trials: int = 4, seed: int = 0) -> CheckRes
         if bad:
             return bad
         ref = reference(x)
+        sign = _sign_hint(out, ref, "(Σ dy² + Σ dx²) · 255²")
+        if sign:
+            return sign
         x = x.detach()
         dy, dx = x[..., 1:, :] - x[..., :-1, :], x[..., :, 1:] - x[..., :, :-1]
         k = L.TV_PIXEL_SCALE ** 2

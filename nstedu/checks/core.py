@@ -7,6 +7,7 @@ that a grader would trust. Grading (:mod:`nstedu.checks.grading`) runs the check
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
 import os
@@ -39,11 +40,13 @@ class CheckResult:
 
 
 def rel_error(a, b) -> float:
-    """``max |a - b| / max(1e-8, |a| + |b|)`` elementwise (CS231n's measure); inf for different shapes."""
+    """``max |a - b| / max(1e-8, |a| + |b|)`` elementwise (CS231n's measure); inf for different shapes and where
+    either holds NaN or inf (a NaN would otherwise compare as "not above the tolerance" and pass)."""
     a, b = torch.as_tensor(a).detach().double(), torch.as_tensor(b).detach().double()
     if a.shape != b.shape:
         return math.inf
-    return float(((a - b).abs() / (a.abs() + b.abs()).clamp_min(1e-8)).max()) if a.numel() else 0.0
+    err = float(((a - b).abs() / (a.abs() + b.abs()).clamp_min(1e-8)).max()) if a.numel() else 0.0
+    return math.inf if math.isnan(err) or math.isinf(err) else err
 
 
 def _close(a, b, tol: float = 1e-3) -> bool:
@@ -139,6 +142,18 @@ def _not_scalar_hint(out) -> str:
     return ""
 
 
+def _sign_hint(out, ref, formula: str) -> str:
+    """A loss that is a sum of squares can never be negative (or NaN): name that before any factor."""
+    value, r = float(out.detach()), _scale(out, ref)
+    if math.isnan(value) or math.isinf(value):
+        return f"your loss is {value}: look for a division by zero or a log/sqrt of a negative number"
+    if value >= 0:
+        return ""
+    times = "" if r is None else f" (your value is {r:.4g}× the reference)"
+    return (f"the sign is flipped: the loss must be ≥ 0 — it is a sum of squares, {formula} — but yours is "
+            f"{value:.4g}{times}; a negative loss would push the image *away* from its target")
+
+
 # random feature maps (post-ReLU, small) for the loss checks, named like the engine's layers (nstedu.losses
 # DEFAULT_CONTENT_LAYERS / DEFAULT_STYLE_LAYERS) plus two neighbours of the content layer for "wrong layer" hints
 _BLOCK_SHAPES = {1: (3, 8, 10), 2: (4, 6, 5), 3: (5, 4, 6), 4: (6, 3, 4), 5: (7, 2, 3)}
@@ -176,6 +191,23 @@ def _reset_grads(*dicts):
     for d in dicts:
         for t in d.values():
             t.grad = None
+
+
+GRADING_ENV = "NSTEDU_GRADING"   # set in a grader's sandboxed kernel (nstedu.checks.sandbox)
+
+
+def leave_to_grader(check: Callable) -> Callable:
+    """``check`` as learners call it: in a grader's sandboxed kernel (``NSTEDU_GRADING=1``) it only says that the
+    grader checks this (the sealed checks run after the notebook), elsewhere it is ``check`` itself."""
+
+    @functools.wraps(check)
+    def call(fn, *args, **kwargs):
+        if not os.environ.get(GRADING_ENV):
+            return check(fn, *args, **kwargs)
+        print(f"{getattr(fn, '__name__', 'your function')}: checked by the grader after the notebook has run")
+        return True
+
+    return call
 
 
 HIDDEN_SEED_ENV = "NSTEDU_HIDDEN_SEED"   # graders may set their own, unpublished seed

@@ -7,7 +7,7 @@ import torch
 
 from .. import losses as L
 from .core import (CheckResult, _close, _crash_hint, _feature_dicts, _grad_hint, _near, _not_scalar_hint,
-                   _reset_grads, _scale, _trials, rel_error, style_layers)
+                   _reset_grads, _scale, _sign_hint, _trials, rel_error, style_layers)
 
 
 # ---------------------------------------------------------------------------------------------- gram
@@ -47,6 +47,9 @@ def check_gram_matrix(gram_matrix: Callable, trials: int = 5, seed: int = 0) -> 
             return f"keep the batch dimension: return shape (B, C, C) = {(b, c, c)} (use torch.bmm or @ on (B, C, H·W))"
         if shape != (b, c, c):
             return f"expected shape (B, C, C) = {(b, c, c)}, got {shape}"
+        degenerate = _degenerate_gram_hint(out)
+        if degenerate:
+            return degenerate
         r = _scale(out, ref)
         factors = [(c * h * w, "C·H·W"), (c, "C"), (h * w, "H·W"), (1 / (c * h * w), "1/(C·H·W)")]
         if r is not None:
@@ -62,12 +65,16 @@ def check_gram_matrix(gram_matrix: Callable, trials: int = 5, seed: int = 0) -> 
             if b > 1 and _near(r, 1 / b):
                 return (f"your Gram matrix is {b}× too small (= the batch size B): you divided by features.numel() = "
                         "B·C·H·W; normalize each image by its own C·H·W")
+            if r < 0:
+                return (f"the sign is flipped: your Gram matrix is {r:.4g}× the reference, but its diagonal "
+                        "G[c, c] = Σ F[c]² / (C·H·W) can never be negative — G = F Fᵀ / (C·H·W), no minus sign")
             return f"your Gram matrix is {r:.4g}× the reference: divide F Fᵀ by C·H·W exactly once"
         for variant, hint in _gram_variants(f):
             for factor, _ in [(1, "")] + factors:
                 if _close(out, variant / (c * h * w) * factor):
                     return hint
-        if _close(torch.diagonal(out, dim1=1, dim2=2), torch.diagonal(ref, dim1=1, dim2=2) * _diag_scale(out, ref)):
+        d_scale = _diag_scale(out, ref)
+        if d_scale > 0 and _close(torch.diagonal(out, dim1=1, dim2=2), torch.diagonal(ref, dim1=1, dim2=2) * d_scale):
             return ("only the diagonal is right: G[c, d] = Σ_positions F[c]·F[d] for every *pair* of channels — "
                     "a matrix product F @ Fᵀ, not F * F")
         if not torch.allclose(out, out.transpose(-1, -2), rtol=1e-4, atol=1e-6):
@@ -97,6 +104,22 @@ def _gram_grad_hint(f, out) -> str:
     if rel_error(grad, ref) > 1e-3:
         return ("the values are right but the gradient is not: part of the product is detached (e.g. F @ F.detach().T); "
                 "both factors must be the features")
+    return ""
+
+
+def _degenerate_gram_hint(out) -> str:
+    """Outputs that match no formula at all (NaN, all zeros, one value everywhere): say what they are, before any
+    comparison with the reference can find a meaningless coincidence (a zero matrix has a "right" diagonal × 0)."""
+    out = out.double()
+    if not torch.isfinite(out).all():
+        return ("your Gram matrix contains NaN or inf: look for a division by zero (an empty dimension, "
+                "a size computed as 0) or an operation on uninitialized memory (torch.empty)")
+    if float(out.abs().max()) == 0:
+        return ("your Gram matrix is all zeros: was the product ever computed (a torch.zeros that is never filled, "
+                "a loop that never runs, an integer division)? G = F Fᵀ / (C·H·W) with F = features.reshape(B, C, H·W)")
+    if float((out - out.flatten(1)[:, :1, None]).abs().max()) == 0:
+        return (f"every entry of your Gram matrix is the same number ({float(out.flatten()[0]):.4g}): a sum over "
+                "everything (e.g. (F * F).sum() broadcast) is not a product per pair of channels — G = F Fᵀ / (C·H·W)")
     return ""
 
 
@@ -152,6 +175,9 @@ def check_style_loss(style_loss: Callable, trials: int = 4, seed: int = 0) -> Ch
         if bad:
             return bad
         ref = reference(case)
+        sign = _sign_hint(out, ref, "Σ_l w_l · ¼ Σ (Ĝ_l − Â_l)²")
+        if sign:
+            return sign
         parts = variant(case)
         if _close(out, parts[list(a)[-1]]):
             return "only the last layer counts: did you write `loss = …` instead of `loss += …` in the loop?"

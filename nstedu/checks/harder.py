@@ -151,11 +151,42 @@ def check_masked_gram_matrix(masked_gram_matrix: Callable, trials: int = 4, seed
 
 
 # ------------------------------------------------------------------------------------ colour histogram
-def _cholesky_variant(style, content):
+def _cholesky_variant(style, content, eps: float = 0.0, upper: bool = False):
+    """Colour matching with Cholesky factors instead of symmetric square roots: ``L_c L_s⁻¹ (x − μs) + μc`` (the
+    mean and covariance match, the colours rotate), with ``eps · I`` added to both covariances as notebook 11 says;
+    ``upper``: the upper factors ``U = Lᵀ`` (then not even the covariance matches). Not clamped."""
     s, c = style.reshape(3, -1).double(), content.reshape(3, -1).double()
-    ls, lc = torch.linalg.cholesky(torch.cov(s)), torch.linalg.cholesky(torch.cov(c))
-    out = lc @ torch.linalg.inv(ls) @ (s - s.mean(1, keepdim=True)) + c.mean(1, keepdim=True)
+    eye = torch.eye(3, dtype=torch.float64) * eps
+    ls, lc = (torch.linalg.cholesky(torch.cov(t) + eye, upper=upper) for t in (s, c))
+    out = lc @ torch.linalg.solve_triangular(ls, s - s.mean(1, keepdim=True), upper=upper) + c.mean(1, keepdim=True)
     return out.reshape(style.shape).float()
+
+
+def _pca_variant(style, content, eps: float = 1e-5):
+    """``V_c Λc^½ Λs^-½ V_sᵀ (x − μs) + μc``: each covariance's own eigenvectors (a 'PCA' match, not clamped)."""
+    s, c = style.reshape(3, -1).double(), content.reshape(3, -1).double()
+    eye = torch.eye(3, dtype=torch.float64) * eps
+    (ls, vs), (lc, vc) = (torch.linalg.eigh(torch.cov(t) + eye) for t in (s, c))
+    a = vc @ torch.diag(lc.clamp_min(1e-12).sqrt() / ls.clamp_min(1e-12).sqrt()) @ vs.T
+    return (a @ (s - s.mean(1, keepdim=True)) + c.mean(1, keepdim=True)).reshape(style.shape).float()
+
+
+def _colour_mistakes(style, content) -> list:
+    """``(image, hint)`` for the known wrong recipes, each with and without the 1e-5 regularization and the clamp."""
+    cholesky = ("your mean and covariance match, but Cholesky factors (with or without the + 1e-5·I) are not the "
+                "symmetric square roots the formula asks for: L_c L_s⁻¹ rotates the colours. Use "
+                "Σ^{±1/2} = V diag(λ^{±1/2}) Vᵀ from torch.linalg.eigh")
+    upper = ("you used the upper Cholesky factors U = Lᵀ (torch.linalg.cholesky(..., upper=True)): the covariance "
+             "does not even match. The formula needs the symmetric square roots Σ^{±1/2} = V diag(λ^{±1/2}) Vᵀ "
+             "(torch.linalg.eigh)")
+    pca = ("close: you scaled along each covariance's own eigenvectors (V_c Λc^½ Λs^-½ V_sᵀ), but the symmetric "
+           "square roots are Σc^½ = V_c diag(λc^½) V_cᵀ and Σs^-½ = V_s diag(λs^-½) V_sᵀ — two full products")
+    out = []
+    for eps in (1e-5, 0.0):
+        out += [(_cholesky_variant(style, content, eps), cholesky),
+                (_cholesky_variant(style, content, eps, upper=True), upper),
+                (_pca_variant(style, content, eps), pca)]
+    return [(v, hint) for image, hint in out for v in (image.clamp(0, 1), image)]
 
 
 def check_match_color_histogram(match: Callable, trials: int = 4, seed: int = 0) -> CheckResult:
@@ -178,8 +209,8 @@ def check_match_color_histogram(match: Callable, trials: int = 4, seed: int = 0)
         out = match(*[t.clone() for t in case])
         return out.detach().float() if isinstance(out, torch.Tensor) else out
 
-    def abs_error(out, ref):
-        return float((torch.as_tensor(out).double() - ref.double()).abs().max())
+    def abs_error(out, ref):  # NaN anywhere is an infinite error (NaN >= tol is False: it would pass)
+        return float((torch.as_tensor(out).double() - ref.double()).abs().max().nan_to_num(math.inf))
 
     def diagnose(case, out, exc):
         style, content = case
@@ -189,9 +220,9 @@ def check_match_color_histogram(match: Callable, trials: int = 4, seed: int = 0)
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             return f"return the recoloured style image, shape {tuple(style.shape)}, got {got}"
         near = lambda a: float((out - a).abs().max()) < 2e-3  # noqa: E731
-        if near(_cholesky_variant(style, content).clamp(0, 1)) or near(_cholesky_variant(style, content)):
-            return ("your mean and covariance match, but with Cholesky factors the colours rotate: use the symmetric "
-                    "square roots Σ^{±1/2} = V diag(λ^{±1/2}) Vᵀ (torch.linalg.eigh)")
+        for image, hint in _colour_mistakes(style, content):
+            if near(image):
+                return hint
         if near(match_color_histogram(content, style)):
             return "swapped: recolour the *style* image with the *content* photo's statistics"
         if float(out.min()) < 0 or float(out.max()) > 1:

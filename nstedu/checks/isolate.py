@@ -9,8 +9,9 @@
   (:func:`source_of`) in a *fresh Python process* and runs the check there, so nothing done in the notebook's
   kernel (monkey-patching the checks, say) changes the verdict.
 
-This stops forging by accident or by a notebook edit; it is not a sandbox for hostile code — run an untrusted
-class's grading in a container (nbgrader's docs say the same).
+This stops forging by accident or by a notebook edit in self-study; it is not a sandbox for hostile code. Grading
+a class goes through :mod:`nstedu.checks.session` instead: a sandboxed kernel per submission, verdicts replayed in
+the grader's process.
 """
 from __future__ import annotations
 
@@ -28,101 +29,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-import torch._dynamo  # noqa: F401  (on first use it wraps torch.manual_seed & co.: import before any snapshot)
 
 from .core import CheckResult, hidden_seed
+from .definitions import definitions_from_cells, definitions_from_notebook, definitions_from_source, safe_definitions  # noqa: F401
+from .reference_use import static_reference_use
 from .registry import CHECKS, FUNCTION
 
 RESULT_TAG = "NSTEDU-RESULT"
-_BLOCKED = {"exec", "eval", "compile", "setattr", "delattr", "getattr", "globals", "locals", "vars", "__import__",
-            "open", "breakpoint", "input", "exit", "quit", "checks", "sys", "builtins", "importlib", "os", "subprocess"}
-
-
-# ------------------------------------------------------------------------------------ safe definitions
-def _safe_expr(node) -> bool:
-    """Plain values only: literals, containers, names, attributes, subscripts, arithmetic and calls of those —
-    nothing that names the grader, the interpreter or private attributes."""
-    allowed = (ast.Constant, ast.Tuple, ast.List, ast.Dict, ast.Set, ast.Name, ast.Attribute, ast.Subscript, ast.Slice,
-               ast.UnaryOp, ast.BinOp, ast.Call, ast.keyword, ast.Load, ast.operator, ast.unaryop, ast.Starred)
-    for sub in ast.walk(node):
-        if not isinstance(sub, allowed):
-            return False
-        if isinstance(sub, ast.Name) and sub.id in _BLOCKED:
-            return False
-        if isinstance(sub, ast.Attribute) and (sub.attr.startswith("_") or sub.attr in _BLOCKED):
-            return False
-    return True
-
-
-def _safe_def(node) -> bool:
-    args = node.args if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
-    parts = list(node.decorator_list)
-    if args is not None:
-        parts += [d for d in args.defaults + args.kw_defaults if d is not None]
-    if isinstance(node, ast.ClassDef):
-        parts += list(node.bases) + [k.value for k in node.keywords]
-    return all(_safe_expr(p) for p in parts)
-
-
-def safe_definitions(source: str, where: str = "source") -> tuple[str, list[str]]:
-    """The definitions of ``source`` that a grader may run, as source, and one line per statement left out."""
-    lines = [ln[: len(ln) - len(ln.lstrip())] + "pass" if ln.lstrip().startswith(("%", "!")) else ln
-             for ln in source.split("\n")]   # IPython magics and shell lines become `pass`
-    try:
-        tree = ast.parse("\n".join(lines))
-    except SyntaxError as e:
-        return "", [f"{where}: syntax error, line {e.lineno}: {e.msg}"]
-    kept, dropped = [], []
-    for node in tree.body:
-        ok = False
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            ok = True
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            ok = _safe_def(node)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            ok = node.value is not None and all(isinstance(t, ast.Name) and t.id not in _BLOCKED for t in targets) \
-                and _safe_expr(node.value)
-        if ok:
-            kept.append(node)
-        elif not isinstance(node, ast.Expr) or not isinstance(getattr(node, "value", None), ast.Constant):
-            dropped.append(f"{where}, line {node.lineno}: not a definition, not run by the grader")
-    return ast.unparse(ast.Module(body=kept, type_ignores=[])), dropped
-
-
-def definitions_from_source(source: str, where: str = "source") -> tuple[dict, list[str]]:
-    """Execute the safe definitions of ``source`` in a fresh namespace: ``(namespace, problems)``."""
-    code, problems = safe_definitions(source, where)
-    namespace: dict = {"__name__": "learner"}
-    for node in ast.parse(code).body:   # one statement at a time: a failing import does not hide the rest
-        try:
-            exec(compile(ast.Module(body=[node], type_ignores=[]), where, "exec"), namespace)
-        except Exception as e:
-            problems.append(f"{where}, line {node.lineno}: {type(e).__name__}: {e}")
-    return namespace, problems
-
-
-def definitions_from_cells(sources, name: str = "notebook") -> tuple[dict, list[str]]:
-    """The safe definitions of each code cell (one at a time: a cell with a syntax error does not hide the others),
-    run in cell order in one fresh namespace: ``(namespace, problems)``."""
-    kept, problems = [], []
-    for k, source in enumerate(sources):
-        code, dropped = safe_definitions(source, f"cell {k + 1}")
-        if code.strip():
-            kept.append(code)
-        problems += [d for d in dropped if "syntax error" in d]
-    namespace, more = definitions_from_source("\n\n".join(kept), name)
-    return namespace, problems + more
-
-
-def definitions_from_notebook(path) -> tuple[dict, list[str]]:
-    """The definitions of every code cell of the notebook at ``path``, run in a fresh namespace (in cell order)."""
-    import nbformat  # optional (the notebooks/test extras): only reading a notebook file needs it
-
-    nb = nbformat.read(str(path), as_version=4)
-    return definitions_from_cells([c.source for c in nb.cells if c.cell_type == "code"], Path(path).name)
-
-
 # -------------------------------------------------------------------------------------------- guarded
 def _watched():
     mods = [m for name, m in list(sys.modules.items()) if name == "nstedu" or name.startswith("nstedu.")]
@@ -254,7 +167,12 @@ def isolated_main() -> int:
     job = json.loads(sys.stdin.read())
     namespace, problems = definitions_from_source(job["source"], "your notebook")
     fn = namespace.get(job["function"])
-    if not callable(fn):
+    used = static_reference_use(job["source"], job["function"])
+    if used:
+        result = CheckResult(job["exercise"], "failed", 0, 0, math.nan, f"{used}: that is nstedu's own "
+                             "implementation, the reference this exercise is compared with — it earns no credit")
+        print(f"{job['exercise']}: FAILED ✗ — {result.hint}")
+    elif not callable(fn):
         why = "; ".join(problems) or "not defined"
         result = CheckResult(job["exercise"], "failed", 0, 0, math.nan, f"{job['function']}: {why}")
         print(f"{job['exercise']}: FAILED ✗ — {result.hint}")

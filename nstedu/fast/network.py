@@ -13,8 +13,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from ..env import resolve_device
-from ..images import ImageLike, atomic_write, pil_to_tensor, tensor_to_pil
+from ..env import check_size_fits, resolve_device
+from ..images import ImageLike, fit_longest, pil_to_tensor, resize_longest, tensor_to_pil
+from ..outputs import write_or_rescue
 from ..samples import load_content
 from ..vgg import WeightsError
 
@@ -90,7 +91,8 @@ def init_net(width: int = 16, res_blocks: int = 5, seed: int = 0) -> Transformer
 
 # ----------------------------------------------------------------------------------------------- files
 def _atomic_save(obj, path: Path) -> None:
-    atomic_write(path, lambda f: torch.save(obj, f))
+    """Write atomically; if the disk refuses, the model goes to the rescue folder (SaveFailed names it)."""
+    write_or_rescue(path, lambda f: torch.save(obj, f), "model")
 
 
 def save_model(net: TransformerNet, path, meta: Optional[dict] = None, **training_state) -> Path:
@@ -165,9 +167,20 @@ class FastStylizer:
         self.net.eval()
         return self.net(x.to(self.device)).clamp_(0, 1).cpu()
 
+    def memory_gb(self, width: int, height: int) -> float:
+        """Peak memory (GB) of one ``width``×``height`` photo: ~30·width bytes per pixel for the network's
+        activations, plus the photo and the result as images and tensors (measured on the CPU)."""
+        return width * height * (30.0 * self.net.width + 200.0) / 1e9
+
     def __call__(self, image: ImageLike, size: Optional[int] = None) -> Image.Image:
-        """Stylize any image (path, sample name, PIL, array, tensor); ``size``: longest side (default: as is)."""
-        return tensor_to_pil(self.stylize_tensor(pil_to_tensor(load_content(image, size))))
+        """Stylize any image (path, sample name, PIL, array, tensor); ``size``: longest side (default: as is).
+        The memory it needs is checked first (a one-line ValueError naming ``--size`` that fits)."""
+        photo = load_content(image)
+        w, h = fit_longest(*photo.size, size) if size is not None else photo.size
+        check_size_fits(f"a {w}×{h} result", self.memory_gb(w, h), self.device, "--size", max(w, h))
+        if size is not None:
+            photo = resize_longest(photo, size)
+        return tensor_to_pil(self.stylize_tensor(pil_to_tensor(photo)))
 
     def __repr__(self):
         return f"FastStylizer({self.net.config}, style={self.meta.get('style')!r}, device={self.device})"

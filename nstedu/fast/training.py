@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import time
 import warnings
@@ -23,10 +24,12 @@ from tqdm.auto import tqdm
 from .. import samples
 from ..config import NETWORK, OPTIMIZATION, OUTPUT, WEIGHTS, TransferConfig, setting
 from ..allocator import steady_allocator
-from ..env import estimate_memory_gb, resolve_device
+from ..env import check_size_fits, estimate_memory_gb, resolve_device
 from ..images import IMAGE_EXTENSIONS, ImageError, ImageLike, image_files, load_image, pil_to_tensor
 from ..objective import TERMS, LossHistory, Objective, StyleTarget, style_grams, term_values
+from ..outputs import check_file_output, partial_path
 from ..samples import load_style
+from ..transfer import check_hooks
 from ..vgg import check_layers, get_vgg
 from .network import FastStylizer, init_net, load_net, save_model
 
@@ -163,6 +166,8 @@ class FastConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
                 raise ValueError(f"{name} must be a {'positive' if name == 'lr' else 'non-negative'} number, got {v!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < 2 ** 63:
+            raise ValueError(f"seed must be a whole number from 0 to 2**63 - 1, got {self.seed!r}")
         check_layers(self.content_layers, "content layer")
         check_layers(self.style_layers, "style layer")
         return self
@@ -200,6 +205,9 @@ def train_fast(style: ImageLike, images=None, config: Optional[FastConfig] = Non
         raise TypeError(f"unknown setting(s) {sorted(unknown)}; see nstedu.fast.FastConfig")
     cfg = replace(config or FastConfig(), **overrides).validate()
     device = resolve_device(cfg.device)
+    check_hooks(callback, 1, None)
+    need = cfg.batch_size * estimate_memory_gb(cfg.size, cfg.size, 0)  # before anything of that size is allocated
+    check_size_fits(f"training on {cfg.batch_size} crops of {cfg.size}×{cfg.size}", need, device, "--size", cfg.size)
     net = init_net(cfg.width, cfg.res_blocks, cfg.seed).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -209,7 +217,12 @@ def train_fast(style: ImageLike, images=None, config: Optional[FastConfig] = Non
                   "style_layers", "lr", "width", "res_blocks", "seed", "weights")
     start, done_before = 0, 0.0
     checkpoint = Path(checkpoint) if checkpoint is not None else None
-    if checkpoint is not None and resume and checkpoint.is_file():
+    if checkpoint is not None:
+        check_file_output(checkpoint, f"checkpoint '{checkpoint}'", inputs={"style image": style})
+    resumed = checkpoint is not None and resume and checkpoint.is_file()
+    # a finished checkpoint there that is not continued is replaced only when this training finishes
+    target = partial_path(checkpoint) if checkpoint is not None and os.path.lexists(checkpoint) and not resumed else checkpoint
+    if resumed:
         net_old, obj = load_net(checkpoint)
         old = obj.get("meta", {}).get("config", {})
         diff = [k for k in train_keys if k in old and old[k] != meta["config"][k]]
@@ -229,10 +242,10 @@ def train_fast(style: ImageLike, images=None, config: Optional[FastConfig] = Non
     loss_fn = PerceptualLoss(vgg, grams, cfg.content_layers, cfg.content_weight, cfg.style_weight, cfg.tv_weight)
     crops = PhotoCrops(training_photos(images), cfg.size, gen)
 
-    def save(step):
+    def save(step, path=None):
         if checkpoint is not None:
             meta["steps_trained"], meta["seconds"] = step, history["time"][-1] if history["time"] else 0.0
-            save_model(net, checkpoint, meta, optimizer=opt.state_dict(), step=step, history=dict(history),
+            save_model(net, path or target, meta, optimizer=opt.state_dict(), step=step, history=dict(history),
                        rng=gen.get_state())
 
     bar = tqdm(total=cfg.steps, initial=min(start, cfg.steps), desc="train fast", leave=False) if cfg.progress else None
@@ -263,14 +276,21 @@ def train_fast(style: ImageLike, images=None, config: Optional[FastConfig] = Non
         finally:
             if bar is not None:
                 bar.close()
-    save(step)
+    if stop_reason == "finished" and target != checkpoint:
+        save(step, checkpoint)
+        target.unlink(missing_ok=True)
+        target = checkpoint
+    else:
+        save(step)
     net.eval()
     return FastTraining(FastStylizer(net, dict(meta, steps_trained=step), device), history,
-                        time.perf_counter() - t0, stop_reason, checkpoint)
+                        time.perf_counter() - t0, stop_reason, target)
 
 
 def export_model(checkpoint, path) -> Path:
-    """Copy a training checkpoint without its optimizer state and history (about ⅓ of the size) to ``path``."""
+    """Copy a training checkpoint without its optimizer state and history (about ⅓ of the size) to ``path``
+    (never over the checkpoint itself)."""
+    check_file_output(path, f"export '{path}'", inputs={"checkpoint": str(checkpoint)})
     net, obj = load_net(checkpoint)
     meta = dict(obj.get("meta", {}))
     hist = obj.get("history") or {}

@@ -1,0 +1,256 @@
+"""The sealed grader's parts, without a sandbox: a record made where the learner's code runs is replayed through the
+same check in the grader, and only what survives the replay passes (nstedu.checks.record); nstedu's own
+implementation earns nothing (nstedu.checks.reference_use); class bodies do not run at definition time; the sandbox
+is refused with one line where bubblewrap is missing. The kernel path end to end is in tests/test_classroom.py."""
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+import nstedu.losses as L
+from nstedu.checks import record, sandbox
+from nstedu.checks.classroom import refuse_unsealed_autograde
+from nstedu.checks.isolate import definitions_from_notebook, safe_definitions
+from nstedu.checks.manifest import ASSIGNMENTS
+from nstedu.checks.record import record_runs, verify
+from nstedu.checks.reference_use import ReferenceWatch, static_reference_use
+from nstedu.checks.registry import CHECKS, FUNCTION
+
+REPO = Path(__file__).resolve().parents[1]
+SEEDS = [0, 1]
+
+
+def _through_json(runs):
+    return json.loads(record.dumps(runs))          # what comes back from the sandbox: data only
+
+
+def _grade(exercise, fn, watch=None):
+    return verify(exercise, _through_json(record_runs(exercise, fn, SEEDS, watch)), SEEDS)
+
+
+def _solution(exercise):
+    notebook = next(name for name, items in ASSIGNMENTS.items() if any(i.exercise == exercise for i in items))
+    namespace, _ = definitions_from_notebook(REPO / "solutions" / f"{notebook}.ipynb")
+    return namespace[FUNCTION[exercise]]
+
+
+FAST = [e for e in CHECKS if e not in ("texture_synthesis", "feature_inversion", "style_transfer")]
+
+
+@pytest.mark.parametrize("exercise", FAST)
+def test_every_solution_passes_through_record_and_replay(exercise):
+    result = _grade(exercise, _solution(exercise), ReferenceWatch())
+    assert result.status == "passed", result.hint
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exercise", ["texture_synthesis", "feature_inversion", "style_transfer"])
+def test_the_capstone_solution_passes_through_record_and_replay(exercise):
+    result = _grade(exercise, _solution(exercise), ReferenceWatch())
+    assert result.status == "passed", result.hint
+
+
+def _gram_ok(features):
+    b, c, h, w = features.shape
+    f = features.reshape(b, c, h * w)
+    return f @ f.transpose(1, 2) / (c * h * w)
+
+
+def test_a_wrong_function_fails_with_the_sandbox_hint():
+    result = _grade("gram_matrix", lambda f: _gram_ok(f) * f.shape[1])
+    assert result.status == "failed" and "too large (= C)" in result.hint
+
+
+def test_a_forged_pass_fails_in_the_replay():
+    runs = _through_json(record_runs("gram_matrix", lambda f: _gram_ok(f) * 2, SEEDS))
+    assert runs[0]["status"] == "failed"
+    forged = [dict(runs[0], seed=s, status="passed", hint="") for s in SEEDS]      # the sandbox lies
+    result = verify("gram_matrix", forged, SEEDS)
+    assert result.status == "failed" and "could not confirm" in result.hint
+
+
+def test_outputs_made_on_other_inputs_fail_in_the_replay(monkeypatch):
+    """A learner process that tampered with the inputs (here: every random feature doubled) reports a pass on
+    them; the grader's own inputs give other Gram matrices."""
+    real_randn = torch.randn
+    monkeypatch.setattr(torch, "randn", lambda *a, **k: real_randn(*a, **k) * 2)
+    runs = _through_json(record_runs("gram_matrix", _gram_ok, SEEDS))
+    monkeypatch.setattr(torch, "randn", real_randn)
+    assert [r["status"] for r in runs] == ["passed", "passed"]
+    assert verify("gram_matrix", runs, SEEDS).status == "failed"
+
+
+def test_gradients_are_replayed_too():
+    """Right values, but the gradient reaches the target: the replay sees the recorded gradients and fails it,
+    even when the sandbox's own verdict was forged to "passed"."""
+    k = L.DEFAULT_CONTENT_LAYERS[0]
+
+    def not_detached(features, targets):
+        return 0.5 * (features[k] - targets[k]).pow(2).sum()
+
+    runs = _through_json(record_runs("content_loss", not_detached, SEEDS))
+    assert runs[0]["status"] == "failed" and "flows into the target" in runs[0]["hint"]
+    forged = [dict(runs[0], seed=s, status="passed", hint="") for s in SEEDS]
+    assert verify("content_loss", forged, SEEDS).status == "failed"
+
+
+def test_a_missing_hidden_run_is_not_a_pass():
+    runs = _through_json(record_runs("gram_matrix", _gram_ok, SEEDS))
+    result = verify("gram_matrix", runs[:1], SEEDS)
+    assert result.status == "failed" and "complete record" in result.hint
+
+
+def test_not_implemented_stays_not_implemented():
+    def stub(features):
+        raise NotImplementedError("your code here")
+
+    result = _grade("gram_matrix", stub)
+    assert (result.status, result.hint) == ("not implemented", "your code here")
+
+
+# ------------------------------------------------------------------------------------------ the reference
+@pytest.mark.parametrize("fn, name", [
+    (lambda f: L.gram_matrix(f), "nstedu.losses.gram_matrix"),
+    (lambda f: getattr(L, "gram_" + "matrix")(f), "nstedu.losses.gram_matrix"),
+    (lambda f: list(map(L.gram_matrix, [f]))[0], "nstedu.losses.gram_matrix"),
+])
+def test_calling_nstedu_at_run_time_earns_nothing(fn, name):
+    result = _grade("gram_matrix", fn, ReferenceWatch())
+    assert result.status == "failed" and "nstedu's own implementation" in result.hint and name in result.hint
+
+
+def test_a_callable_the_check_hands_in_is_not_the_reference():
+    """Exercise 05's objective is defined in nstedu.checks: calling it is the exercise, not the reference."""
+    assert _grade("optimization_step", _solution("optimization_step"), ReferenceWatch()).status == "passed"
+
+
+CHEAT = '''
+import nstedu
+import nstedu.losses as L
+from nstedu.losses import tv_loss as T, size_scale, DEFAULT_CONTENT_LAYERS
+from nstedu.checks.capstone import reference_run as style_transfer
+
+def gram_matrix(f):
+    return L.gram_matrix(f)
+
+def tv_loss(x):
+    return helper(x)
+
+def helper(x):
+    return T(x)
+
+def content_loss(features, targets):
+    return features[DEFAULT_CONTENT_LAYERS[0]].sum() * size_scale(3, 4) * len(L.DEFAULT_STYLE_LAYERS)
+
+def style_loss(features, targets, w=None):
+    return getattr(L, "style_loss")(features, targets, w)
+
+def optimization_step(x, objective, optimizer):
+    return nstedu.run_style_transfer(x)
+
+def luminance_transfer(s, c):
+    raise NotImplementedError
+
+from nstedu.losses import luminance_transfer
+'''
+
+
+@pytest.mark.parametrize("graded, found", [
+    ("gram_matrix", "nstedu.losses.gram_matrix"), ("tv_loss", "nstedu.losses.tv_loss"),   # via a helper
+    ("style_loss", "(nstedu.losses)"), ("optimization_step", "nstedu.transfer.run_style_transfer"),
+    ("style_transfer", "nstedu.checks.capstone.reference_run"), ("content_loss", None),  # constants + size_scale
+])
+def test_the_static_look_follows_aliases_and_helpers(graded, found):
+    hit = static_reference_use(safe_definitions(CHEAT)[0], graded)
+    assert (hit is None) if found is None else (found in hit)
+
+
+def test_class_bodies_do_not_run_at_definition():
+    source = ("class Patch:\n    from nstedu.checks import registry\n    for k in list(registry.CHECKS):\n"
+              "        registry.CHECKS[k] = None\n\nclass Fine:\n    '''doc'''\n    size = 3\n    def f(self):\n"
+              "        return 1\n")
+    code, dropped = safe_definitions(source)
+    assert "Patch" not in code and "class Fine" in code and len(dropped) == 1
+
+
+# ------------------------------------------------------------------------------------------------ sandbox
+def test_no_bubblewrap_is_one_line_and_refuses(monkeypatch):
+    monkeypatch.delenv(sandbox.UNSAFE_ENV, raising=False)
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    sandbox.sandbox_problem.cache_clear()
+    try:
+        problem = sandbox.sandbox_problem()
+        assert "bubblewrap" in problem and "\n" not in problem
+        with pytest.raises(sandbox.SandboxUnavailable):
+            sandbox.require_sandbox()
+        with pytest.raises(SystemExit) as e:
+            refuse_unsealed_autograde(["nbgrader", "autograde", "03_gram_and_style"])
+        assert str(e.value).startswith("nbgrader autograde: refusing") and "apt-get install bubblewrap" in str(e.value)
+        refuse_unsealed_autograde(["nbgrader", "export"])          # other commands need no sandbox
+        monkeypatch.setenv(sandbox.UNSAFE_ENV, "1")
+        assert sandbox.require_sandbox() is False                  # the documented, unsafe opt-out
+    finally:
+        sandbox.sandbox_problem.cache_clear()
+
+
+def test_the_sandbox_command_hides_the_course_and_limits_memory(tmp_path, monkeypatch):
+    course = tmp_path / "course"
+    (course / "submitted" / "bob").mkdir(parents=True)
+    monkeypatch.setenv(sandbox.COURSE_ENV, str(course))
+    monkeypatch.setenv(sandbox.MEMORY_ENV, "2")
+    cmd = sandbox.bwrap_command(["python", "-m", "ipykernel_launcher"], str(tmp_path / "private"),
+                                str(course / "submitted" / "bob"))
+    text = " ".join(cmd)
+    assert "--ro-bind / /" in text and "--unshare-all" in text and "--cap-drop ALL" in text
+    assert f"--tmpfs {course.resolve()}" in text                                  # gradebook, others: hidden
+    assert cmd.index("--tmpfs", cmd.index(str(course.resolve())) - 1) < cmd.index("--ro-bind", 2)
+    assert str(2 * 2 ** 30) in cmd and cmd[-3:] == ["python", "-m", "ipykernel_launcher"]
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-3"])
+def test_limits_are_checked(monkeypatch, value):
+    monkeypatch.setenv(sandbox.TIMEOUT_ENV, value)
+    with pytest.raises(ValueError, match=sandbox.TIMEOUT_ENV):
+        sandbox.check_timeout()
+
+
+def test_default_limits(monkeypatch):
+    monkeypatch.delenv(sandbox.TIMEOUT_ENV, raising=False)
+    monkeypatch.delenv(sandbox.MEMORY_ENV, raising=False)
+    assert sandbox.check_timeout() == 60 and sandbox.memory_limit_bytes() == 4 * 2 ** 30
+    assert math.isfinite(sandbox.check_timeout())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sandbox.shutil.which("bwrap"), reason="bubblewrap is not installed")
+def test_a_huge_or_endless_function_fails_its_item_and_grading_goes_on(tmp_path, monkeypatch):
+    """`python -m nstedu.checks grade`'s path: one sandboxed kernel; a 16 GB allocation fails its item with the
+    memory limit named, an endless loop fails its item at the time limit, and the next item is still graded."""
+    import nbformat
+
+    from nstedu.checks.grading import grade_notebook
+
+    monkeypatch.setenv(sandbox.MEMORY_ENV, "1")
+    monkeypatch.setenv(sandbox.TIMEOUT_ENV, "10")
+    def notebook(name, source):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell(source)]
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+        items = grade_notebook(tmp_path / f"{name}.ipynb", execute=False)["items"]
+        return {r["exercise"]: r for r in items if r["kind"] == "check"}
+
+    items = notebook("04_content_and_tv_losses", "import torch\n\ndef content_loss(features, targets):\n"
+                     "    return torch.zeros(4 * 10 ** 9).sum()\n\ndef tv_loss(image):\n"
+                     "    dy = image[..., 1:, :] - image[..., :-1, :]\n    dx = image[..., :, 1:] - image[..., :, :-1]\n"
+                     "    return dy.pow(2).mean() + dx.pow(2).mean()\n")
+    assert items["content_loss"]["status"] == "failed"
+    assert "more memory than the grader allows (1 GiB)" in items["content_loss"]["hint"]
+    assert items["tv_loss"]["status"] in ("passed", "failed") and "memory" not in items["tv_loss"]["hint"]
+    items = notebook("03_gram_and_style", "def gram_matrix(features):\n    while True:\n        pass\n\n"
+                     "def style_loss(features, target_grams, layer_weights=None):\n    raise NotImplementedError('later')\n")
+    assert items["gram_matrix"]["status"] == "failed" and items["gram_matrix"]["hint"].startswith("took longer than 10 s")
+    assert (items["style_loss"]["status"], items["style_loss"]["hint"]) == ("not implemented", "later")   # after it
+
+
