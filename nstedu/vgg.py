@@ -256,9 +256,7 @@ def _torchvision_weights():
     return VGG19_Weights.IMAGENET1K_V1
 
 
-#: the file name of torchvision's IMAGENET1K_V1 VGG-19 weights (the last part of their URL; a test keeps it in step),
-#: so that asking where they are cached imports no torchvision (which pulls in torch._dynamo: ~2 s)
-TORCHVISION_VGG19_FILE = "vgg19-dcbb9e9d.pth"
+TORCHVISION_VGG19_FILE = "vgg19-dcbb9e9d.pth"  #: their URL's last part (tested): naming it imports no torchvision
 
 
 def torchvision_cache_path() -> Path:

@@ -25,6 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..vgg import get_vgg
+from ..weights import cache_dir
 from .core import GRADING_ENV
 
 UNSAFE_ENV = "NSTEDU_UNSAFE_NO_SANDBOX"
@@ -113,9 +115,6 @@ def _warm_caches() -> tuple[str, str]:
     read by every sandboxed kernel through the read-only file system: each kernel would otherwise rebuild both."""
     import matplotlib  # a dependency of nstedu, imported only when a sandbox is built
     import matplotlib.font_manager  # noqa: F401  (builds the font cache in matplotlib's config folder)
-
-    from ..vgg import get_vgg
-    from ..weights import cache_dir
 
     get_vgg("caffe", "cpu")     # writes the dequantized weights to the cache (where it can)
     return matplotlib.get_configdir(), str(cache_dir())
