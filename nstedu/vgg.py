@@ -39,6 +39,7 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 POOLINGS = ("max", "avg")  #: VGG-19's pooling: Simonyan & Zisserman's max, or the average Gatys et al. prefer
+TORCHVISION_VGG19_FILE = "vgg19-dcbb9e9d.pth"  #: torchvision's weights' URL ends so (tested): no torchvision import
 
 
 def _layer_names() -> list[str]:
@@ -254,9 +255,6 @@ def save_weights(model: VGG19Features, path: str | os.PathLike) -> None:
 def _torchvision_weights():
     from torchvision.models import VGG19_Weights  # heavy (~1 s): only when these weights are asked for
     return VGG19_Weights.IMAGENET1K_V1
-
-
-TORCHVISION_VGG19_FILE = "vgg19-dcbb9e9d.pth"  #: their URL's last part (tested): naming it imports no torchvision
 
 
 def torchvision_cache_path() -> Path:
