@@ -417,6 +417,7 @@ PIXEL_TOL = 1 / 255       # mean |pixel difference| after the run: under a grey 
 CURVE_TOL = 1e-2          # the two loss curves, relative, at every step
 
 
+@pytest.mark.slow  # two 20-step runs of the engine: make test-slow (CI)
 def test_the_capstone_figure_compares_like_with_like(vgg):
     """Notebook 10, section 6 shows the solution's style_transfer next to the engine "with the same objective":
     `checks.capstone.reference_run` (relative=False). On a tiny image they must agree: the first loss to float

@@ -207,6 +207,7 @@ def test_no_unsourced_clamp_number_anywhere_in_the_course():
     assert "notebook 01, section 4, measures" in _text("05_optimization_step", "solutions")
 
 
+@pytest.mark.slow  # two 50-evaluation L-BFGS runs: make test-slow (CI)
 def test_clamping_only_at_the_end_raises_the_loss_as_notebook_01_shows(vgg):
     """Notebook 01's comparison, small: plain L-BFGS (pixels free, clamped at the end) against nstedu's loop
     (clamped at every evaluation), scored by one objective. Measured: +3.5 % at 64 px, 50 evaluations."""

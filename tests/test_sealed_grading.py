@@ -39,6 +39,7 @@ def _solution(exercise):
 FAST = [e for e in CHECKS if e not in ("texture_synthesis", "feature_inversion", "style_transfer")]
 
 
+@pytest.mark.slow  # every exercise through record and replay: make test-slow (CI); the fast tests below cover the parts
 @pytest.mark.parametrize("exercise", FAST)
 def test_every_solution_passes_through_record_and_replay(exercise):
     result = _grade(exercise, _solution(exercise), ReferenceWatch())
