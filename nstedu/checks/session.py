@@ -9,7 +9,7 @@ Two sides, one module:
   learner's function (visible and hidden inputs) and prints the record as one tagged JSON line;
 * grader side: :func:`grade_items` sends those two calls as cells through an ``nbclient`` client whose kernel is
   sandboxed, one check at a time under the time limit (an endless loop costs one time-out: the kernel is
-  interrupted, or restarted if it does not answer), and turns each record into a :class:`CheckResult` with
+  replaced by a fresh one with the definitions reloaded), and turns each record into a :class:`CheckResult` with
   :func:`nstedu.checks.record.verify` plus the static look for nstedu's own implementation.
 """
 from __future__ import annotations
