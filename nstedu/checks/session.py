@@ -34,7 +34,11 @@ _STATE: dict = {}
 
 # ----------------------------------------------------------------------------------------- kernel side
 def kernel_prepare(sources_json: str) -> None:
-    """In the sandboxed kernel: the learner's definitions in a fresh namespace, and the reference watch."""
+    """In the sandboxed kernel: the learner's definitions in a fresh namespace, and the reference watch.
+
+    torch._dynamo is imported here, under the preparation's own time limit: torch.optim imports it on an optimizer's
+    first step (about 2 s), which would otherwise count against the first check's time limit (the capstone's)."""
+    import torch._dynamo  # noqa: F401
     _STATE["watch"] = ReferenceWatch()     # before the definitions load: it lists nstedu's own code objects
     _STATE["namespace"], _STATE["problems"] = definitions_from_cells(json.loads(sources_json), "your notebook")
 
