@@ -25,6 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import torch
+
 from ..vgg import get_vgg
 from ..weights import cache_dir
 from .core import GRADING_ENV
@@ -81,8 +83,6 @@ def use_share() -> None:
     """In a grading worker: torch's threads = :func:`kernel_threads` (the replay runs the reference in the worker)."""
     threads = kernel_threads()
     if threads:
-        import torch
-
         torch.set_num_threads(threads)
 
 
