@@ -116,7 +116,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
     V.check_memory(f"video '{input}'", width, height, stylizer.bytes_per_pixel(), f"{mode} mode")
 
     notes = []
-    codec, note = V.pick_encoder()
+    codec, note = V.pick_encoder(suffix=output.suffix)
     notes += [note] if note else []
     if info.variable_rate:
         notes.append("note: variable frame rate: every frame keeps its timestamp, so the output's rate varies too")
@@ -167,7 +167,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
         segs = [(parts / name, offset) for name, offset, _ in state["segments"]]
         end = last_time + 1.0 / float(info.fps)
         note = V.join(segs, dest, info.time_base, audio_source=input, start_time=start_pts * info.time_base,
-                      end_time=float(start_pts * info.time_base) + end)
+                      end_time=float(start_pts * info.time_base) + end, fps=info.fps)
         return [note] if note else []
 
     stop_reason = "finished"
