@@ -49,6 +49,7 @@ from . import videoio as V
 from .video_frames import (BLEND, TEMPORAL_WEIGHT, FastFrames, OptimizedFrames, TemporalObjective,  # noqa: F401
                            optimized_bytes_per_pixel)
 from .video_progress import _fingerprint, _keeps_output, _load_progress
+from .video_signals import shielded, stop_signals
 from .env import default_size, resolve_device
 from .images import MIN_SIDE, atomic_write
 from .outputs import check_not_input, partial_path
@@ -72,6 +73,7 @@ class VideoResult:
     warping_errors: list = field(default_factory=list)
 
 
+@stop_signals()  # SIGTERM and SIGHUP stop the run like Ctrl-C: the frames done are kept (nstedu.video_signals)
 def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] = None,
                   max_frames: Optional[int] = None, independent: bool = False,
                   temporal_weight: float = TEMPORAL_WEIGHT, blend: float = BLEND, resume: bool = False,
@@ -211,16 +213,18 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
         notes += finish_output()
         shutil.rmtree(parts, ignore_errors=True)
     except KeyboardInterrupt:
-        stop_reason = "interrupted"
-        close_segment()
-        notes += finish_output(unfinished_to)
+        with shielded():  # a second Ctrl-C or SIGTERM waits until the frames done are a playable file
+            stop_reason = "interrupted"
+            close_segment()
+            notes += finish_output(unfinished_to)
         kept = f" ('{output}', a finished video, was kept)" if unfinished_to != output else ""
         notes.append(f"interrupted after {state['done']} frames; {unfinished_to} has them{kept}. Rerun with --resume "
                      f"(resume=True) to continue from frame {state['done'] + 1}")
     except BaseException:
         try:  # keep what is done: a playable file and a resume point, then report the original error
-            close_segment()
-            finish_output(unfinished_to)
+            with shielded():
+                close_segment()
+                finish_output(unfinished_to)
         except Exception:
             pass
         raise
