@@ -24,8 +24,9 @@ the current and previous frame only, whatever the clip's length. A progress bar 
 a complete file with its own keyframe, closed every ``segment_seconds`` of video or ``segment_wall_seconds`` of
 work). After each segment, ``OUT.parts/progress.json`` records (atomically) the finished segments, the number of
 frames done, the settings' fingerprint, and a ``.pt`` file with the last stylized frame in full precision (the
-next frame is warped from it). On Ctrl-C or any exception the current segment is finalized and recorded, and
-the segments done so far are joined, with the audio, into ``OUT`` — a playable file of the frames done so far.
+next frame is warped from it). On Ctrl-C, SIGTERM or SIGHUP (:mod:`nstedu.video_signals`: a second signal waits
+for this clean-up) or any exception the current segment is finalized and recorded, and the segments done so far
+are joined, with the audio, into ``OUT`` — a playable file of the frames done so far.
 ``resume=True`` (``--resume``) checks the fingerprint, decodes and skips the finished frames, reloads the last
 stylized frame and continues; the finished segments are copied, not re-encoded. At the end the segments are joined
 into ``OUT`` (packet copy, written under a temporary name and renamed) and ``OUT.parts/`` is removed. A hard kill
@@ -80,7 +81,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
                   measure: bool = False, progress: bool = True, on_frame: Optional[Callable] = None,
                   flow_method: str = "dis", flow_preset: str = "medium", segment_seconds: float = 2.0,
                   segment_wall_seconds: float = 60.0, device="auto", **settings) -> VideoResult:
-    """Stylize the video ``input`` into ``output`` (.mp4, .mov or .mkv) and return a :class:`VideoResult`.
+    """Stylize the video ``input`` into ``output`` (.mp4, .mov, .mkv or .webm) and return a :class:`VideoResult`.
 
     ``style`` (a path or sample name) selects the optimization mode, ``fast`` (a model file or shipped name such as
     ``"starry_night_cpu"``) the fast mode. ``size``: longest side of the frames stylized (default: the source's in

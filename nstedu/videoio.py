@@ -1,15 +1,19 @@
-"""Video files in and out with PyAV (FFmpeg): probe and check an input, stream its frames, encode segments,
-and join them with the source's audio.
+"""Video files in and out with PyAV (FFmpeg): stream an input's frames, encode segments, and join them with the
+source's audio. The containers, the checks and :func:`probe` are in :mod:`nstedu.video_formats` (imported here).
 
     info = probe("clip.mp4")                      # VideoInfo: size, fps, frame count, audio, variable rate…
     for i, frame in read_frames("clip.mp4"): …    # av.VideoFrame one at a time: never the whole clip in memory
     arr = to_rgb(frame, 640, 360)                 # H × W × 3 uint8
 
-Output video is H.264 (``libx264``, in PyAV's wheels) without B-frames, so every packet's decode order is its
-display order and segments join by copying packets; if a build lacks ``libx264`` we fall back to MPEG-4 Part 2
-(``mpeg4``) and say so. Audio is copied packet by packet (no re-encoding) when the output container can hold its
-codec, otherwise dropped with a note (``.mkv`` holds any codec). Every frame keeps its timestamp, so a variable
-frame rate stays variable and the audio stays in sync. PyAV is an optional dependency (``nstedu[video]``).
+Output video is H.264 (``libx264``, in PyAV's wheels) without B-frames in ``.mp4``, ``.mov`` and ``.mkv``, VP9
+(``libvpx-vp9``, constant quality) in ``.webm``; either way every packet's decode order is its display order, so
+segments join by copying packets. A build without them falls back to MPEG-4 Part 2 (``mpeg4``) or VP8 (``libvpx``)
+and says so. The segments are MP4 files (VP8, which MP4 cannot hold, goes in Matroska). When joining, the output
+declares the source's frame rate (Matroska writes it as the track's default frame duration). Audio is copied packet
+by packet when the output container can hold its codec (``.mkv`` holds any), otherwise re-encoded, cut to the
+sample, to the container's codec (Opus in ``.webm``, AAC elsewhere) with a note. Every frame keeps its timestamp,
+so a variable frame rate stays variable and the audio stays in sync. PyAV is an optional dependency
+(``nstedu[video]``).
 """
 from __future__ import annotations
 
