@@ -164,8 +164,9 @@ def join(segments: Sequence[tuple[Path, int]], out_path, time_base: Fraction, au
         out = av.open(str(tmp), "w", format=fmt)
         vout = out.add_stream_from_template(first.streams.video[0])
         vout.time_base = time_base
-        # the template's rate is the H.264 header's 1/time base (e.g. 12288): give the real one
-        vout.codec_context.framerate = fps or first.streams.video[0].average_rate
+        rate = fps or first.streams.video[0].average_rate   # the template's: 1/time base (H.264, MPEG-4 headers)
+        if rate:
+            vout.codec_context.framerate = rate
     try:
         src, aout, recode = None, None, False
         if audio_source is not None:
