@@ -120,8 +120,8 @@ class SegmentWriter:
         opts = {"bf": "0"}  # no B-frames: packets in display order, so segments join by copying
         if codec == "libx264":
             opts.update(crf=str(crf), preset="veryfast")
-        elif codec.startswith("libvpx"):  # constant quality (bit rate 0); VP8/VP9 have no B-frames
-            opts = {"crf": str(min(63, 2 * crf)), "deadline": "good", "cpu-used": "4", "row-mt": "1"}
+        elif codec.startswith("libvpx"):  # constant quality on libvpx's 0–63 scale; VP8/VP9 have no B-frames
+            opts = {"crf": str(crf + 12), "deadline": "good", "cpu-used": "4", "row-mt": "1"}
             self.stream.codec_context.bit_rate = 0
         else:
             self.stream.codec_context.bit_rate = int(width * height * float(fps) * 0.5)
