@@ -11,8 +11,8 @@ time limit (SIGTERM), a closed terminal or SSH session (SIGHUP).
 :func:`nstedu.video.stylize_video` handles a KeyboardInterrupt by closing its open segment and joining the finished
 ones into a playable file. :func:`stop_signals` makes SIGTERM and SIGHUP take the same path; when one did, it is
 delivered again (with its previous handler, by default the end of the process) once the function has returned, so a
-script looping over clips still stops as the sender asked. :func:`shielded` keeps a second signal, sent while the
-partial file is being written, from interrupting that writing. Signal handlers exist only in the main thread:
+script looping over clips still stops as the sender asked. :func:`shielded` holds a second signal, sent while the
+partial file is being written, until that writing is done. Signal handlers exist only in the main thread:
 elsewhere both do nothing. A signal that is ignored (``nohup`` ignores SIGHUP) or already has a handler of the
 program's own (the ``nstedu`` command handles SIGTERM and SIGHUP itself) is left alone.
 """
@@ -65,8 +65,9 @@ def stop_signals() -> Iterator[list]:
 
 @contextlib.contextmanager
 def shielded() -> Iterator[list]:
-    """Within: SIGINT, SIGTERM and SIGHUP are noted on stderr and otherwise ignored, so that a clean-up completes;
-    the previous handlers come back on leaving (ignored signals stay ignored). Yields the list of those received."""
+    """Within: SIGINT, SIGTERM and SIGHUP are noted on stderr and held, so that a clean-up completes; on leaving,
+    the previous handlers come back (ignored signals stay ignored) and a SIGTERM or SIGHUP held is raised again
+    (a second Ctrl-C is dropped: the run is stopping already). Yields the list of the signals held."""
     held: list = []
 
     def hold(signum, frame):
@@ -83,3 +84,6 @@ def shielded() -> Iterator[list]:
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+        again = next((sig for sig in held if sig in STOP_SIGNALS), None)
+        if again is not None:
+            signal.raise_signal(again)
