@@ -12,9 +12,9 @@ time limit (SIGTERM), a closed terminal or SSH session (SIGHUP).
 ones into a playable file. :func:`stop_signals` makes SIGTERM and SIGHUP take the same path; when one did, it is
 delivered again (with its previous handler, by default the end of the process) once the function has returned, so a
 script looping over clips still stops as the sender asked. :func:`shielded` holds a second signal, sent while the
-partial file is being written, until that writing is done. Signal handlers exist only in the main thread:
-elsewhere both do nothing. A signal that is ignored (``nohup`` ignores SIGHUP) or already has a handler of the
-program's own (the ``nstedu`` command handles SIGTERM and SIGHUP itself) is left alone.
+partial file is being written, until that writing is done (whoever handles it otherwise: the ``nstedu`` command
+has its own SIGTERM and SIGHUP handler, which :func:`stop_signals` leaves alone). An ignored signal stays ignored
+(``nohup`` ignores SIGHUP). Signal handlers exist only in the main thread: elsewhere both do nothing.
 """
 from __future__ import annotations
 
