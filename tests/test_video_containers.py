@@ -166,7 +166,7 @@ def test_stop_signals_and_shielded_in_process(default_handlers):
     assert seen == [signal.SIG_DFL]
 
 
-FRAMES, FPS = 24, 12      # segments of 3 frames (0.25 s)
+FRAMES, FPS = 12, 12      # segments of 3 frames (0.25 s)
 RUN = """
 import signal, sys, time, torch
 torch.set_num_threads(1)
@@ -199,7 +199,7 @@ raise SystemExit(main(["video", CLIP, "--fast", "starry_night_cpu", "-o", OUT, "
 
 @pytest.fixture(scope="module")
 def signal_clip(tmp_path_factory):
-    """A 24-frame clip, and the fast mode's frames of an uninterrupted run of it."""
+    """A 12-frame clip, and the fast mode's frames of an uninterrupted run of it."""
     clip = clips.make_synthetic_clip(tmp_path_factory.mktemp("sig") / "clip.mp4", frames=FRAMES, width=W, height=H,
                                      fps=FPS)
     full = []
@@ -208,11 +208,16 @@ def signal_clip(tmp_path_factory):
     return clip, full
 
 
+SLOW = pytest.mark.slow   # each case starts Python and torch (5–10 s on a busy 2-core machine): the mixed ones are slow
+
+
 @pytest.mark.parametrize("how, signals, code", [
-    ("api", ["SIGTERM"], -signal.SIGTERM), ("api", ["SIGHUP"], -signal.SIGHUP), ("api", ["SIGINT", "SIGINT"], 0),
-    ("api", ["SIGTERM", "SIGINT"], -signal.SIGTERM), ("api", ["SIGINT", "SIGTERM"], -signal.SIGTERM),
-    ("cli", ["SIGTERM", "SIGTERM"], 128 + signal.SIGTERM)],
-    ids=["SIGTERM", "SIGHUP", "SIGINT-twice", "SIGTERM-then-SIGINT", "SIGINT-then-SIGTERM", "cli-SIGTERM-twice"])
+    pytest.param("api", ["SIGTERM"], -signal.SIGTERM, id="SIGTERM"),
+    pytest.param("api", ["SIGHUP"], -signal.SIGHUP, id="SIGHUP"),
+    pytest.param("api", ["SIGINT", "SIGINT"], 0, id="SIGINT-twice"),
+    pytest.param("api", ["SIGTERM", "SIGINT"], -signal.SIGTERM, id="SIGTERM-then-SIGINT", marks=SLOW),
+    pytest.param("api", ["SIGINT", "SIGTERM"], -signal.SIGTERM, id="SIGINT-then-SIGTERM", marks=SLOW),
+    pytest.param("cli", ["SIGTERM", "SIGTERM"], 128 + signal.SIGTERM, id="cli-SIGTERM-twice", marks=SLOW)])
 def test_a_signal_leaves_a_playable_partial_output_that_resume_finishes(signal_clip, tmp_path, how, signals, code):
     clip, full = signal_clip
     out = tmp_path / "out.mp4"
