@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .video import BLEND, TEMPORAL_WEIGHT, stylize_video
+from .video import BLEND, TEMPORAL_WEIGHT, TOLERANCE, stylize_video
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,20 +34,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"optimization: weight of the temporal loss (default {TEMPORAL_WEIGHT:g}; see nstedu.video)")
     p.add_argument("--blend", type=float, default=None, metavar="B",
                    help="fast: share of the warped previous frame kept on reliable pixels, 0–1 (default 0.5)")
+    p.add_argument("--cuts", default="auto", metavar="auto|none|F,F",
+                   help="scene cuts: detect them (auto, the default), none, or the frames that start a new shot "
+                        "(e.g. 120,233); the first frame of a shot is stylized as a first frame")
+    p.add_argument("--tolerance", type=float, default=None, metavar="T",
+                   help=f"optimization: frames after a shot's first stop when the loss improves by less than T "
+                        f"(relative, over 10 evaluations; default {TOLERANCE:g}; 0 = always --steps)")
     p.add_argument("--flow", choices=("dis", "farneback"), default="dis", help="optical flow method (default dis)")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, …")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", "-v", action="store_true", help="also list each scene cut with its scores")
 
 
 def run(args) -> int:
     kwargs = dict(size=args.size, max_frames=args.max_frames, independent=args.independent, resume=args.resume,
-                  progress=not args.quiet, flow_method=args.flow, device=args.device)
+                  progress=not args.quiet, flow_method=args.flow, device=args.device, cuts=args.cuts)
     if args.fast is not None:
         kwargs.update(fast=args.fast, blend=BLEND if args.blend is None else args.blend)
     else:
         kwargs.update(style=args.style, steps=args.steps, style_weight=args.style_weight, optimizer=args.optimizer,
                       content_weight=args.content_weight,
-                      temporal_weight=TEMPORAL_WEIGHT if args.temporal_weight is None else args.temporal_weight)
+                      temporal_weight=TEMPORAL_WEIGHT if args.temporal_weight is None else args.temporal_weight,
+                      tolerance=TOLERANCE if args.tolerance is None else args.tolerance)
         if args.tv_weight is not None:
             kwargs["tv_weight"] = args.tv_weight
     if (args.style is None) == (args.fast is None):
@@ -58,6 +66,12 @@ def run(args) -> int:
         raise ValueError(str(e)) from None
     for note in result.notes:
         print(note, file=sys.stderr)
+    if args.verbose:
+        for frame, scores in result.cuts:
+            how = "given" if scores is None else (f"{scores['unreliable']:.0%} of the pixels not explained by the "
+                                                  f"flow, colour histogram distance {scores['histogram']:.2f}")
+            print(f"  cut before frame {frame}: {how}", file=sys.stderr)
+    rate = f"{result.fps:.2f} frames/s" if result.fps >= 1 or not result.fps else f"{1 / result.fps:.1f} s per frame"
     print(f"{'saved' if result.stop_reason == 'finished' else 'interrupted; saved'} {result.output}: "
-          f"{result.frames}/{result.total} frames, {result.seconds:.1f} s ({result.fps:.2f} frames/s, {result.mode} mode)")
+          f"{result.frames}/{result.total} frames, {result.seconds:.1f} s ({rate}, {result.mode} mode)")
     return 0 if result.stop_reason == "finished" else 130

@@ -125,7 +125,14 @@ def inside(flow: torch.Tensor) -> torch.Tensor:
     return ok.unsqueeze(1).to(flow.dtype)
 
 
-def consistency_mask(flow_fwd: torch.Tensor, flow_bwd: torch.Tensor, motion_boundaries: bool = True) -> torch.Tensor:
+#: Colour constancy: a pixel whose colour differs by more than this (mean |Δ| over R, G, B, pixels in [0, 1]) from
+#: the previous *input* frame warped into it is not explained by the flow (see :func:`consistency_mask`).
+COLOUR_TOLERANCE = 0.1
+
+
+def consistency_mask(flow_fwd: torch.Tensor, flow_bwd: torch.Tensor, motion_boundaries: bool = True,
+                     frame: Optional[torch.Tensor] = None, prev: Optional[torch.Tensor] = None,
+                     colour_tolerance: float = COLOUR_TOLERANCE) -> torch.Tensor:
     r"""Where frame ``t`` can be predicted from frame ``t-1``: ``(1, 1, H, W)`` float, 1 = reliable, 0 = not.
 
     ``flow_fwd`` = :math:`f_{t-1→t}`, ``flow_bwd`` = :math:`b = f_{t→t-1}`. Ruder et al.'s tests, in frame ``t``:
@@ -133,7 +140,14 @@ def consistency_mask(flow_fwd: torch.Tensor, flow_bwd: torch.Tensor, motion_boun
     * **disocclusion** (forward and backward flow disagree), with :math:`\tilde f = \mathrm{warp}(f, b)`:
       :math:`|\tilde f + b|^2 > 0.01\,(|\tilde f|^2 + |b|^2) + 0.5`;
     * **motion boundary**: :math:`|\nabla b_x|^2 + |\nabla b_y|^2 > 0.01\,|b|^2 + 0.002`;
-    * the backward flow leaves the image.
+    * the backward flow leaves the image;
+
+    and, when the input frames ``frame`` (``t``) and ``prev`` (``t-1``) are given, the flow's own confidence:
+
+    * **colour constancy**: :math:`\mathrm{mean}_c |I_t - \mathrm{warp}(I_{t-1}, b)| >` ``colour_tolerance``.
+      A small object moving fast (a butterfly over a slow background) is smoothed away by the flow: both consistency
+      tests pass where it was and where it went, but the warped previous frame shows the wrong colours there. Those
+      pixels, grown by one pixel (the object's anti-aliased edge), are let go: the temporal term does not hold them.
     """
     fwd_at_t = warp(flow_fwd, flow_bwd)
     b2 = flow_bwd.pow(2).sum(1, keepdim=True)
@@ -143,6 +157,10 @@ def consistency_mask(flow_fwd: torch.Tensor, flow_bwd: torch.Tensor, motion_boun
         dx = F.pad(flow_bwd[..., :, 1:] - flow_bwd[..., :, :-1], (0, 1, 0, 0))
         dy = F.pad(flow_bwd[..., 1:, :] - flow_bwd[..., :-1, :], (0, 0, 0, 1))
         bad = bad | ((dx.pow(2) + dy.pow(2)).sum(1, keepdim=True) > 0.01 * b2 + 0.002)
+    if frame is not None and prev is not None:
+        seen = warp(prev.to(flow_bwd), flow_bwd)
+        wrong = (frame.to(flow_bwd) - seen).abs().mean(1, keepdim=True) > colour_tolerance
+        bad = bad | (F.max_pool2d(wrong.float(), 3, stride=1, padding=1) > 0)
     return (~bad).to(flow_bwd.dtype) * inside(flow_bwd)
 
 

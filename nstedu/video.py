@@ -15,7 +15,10 @@ occlusions and motion boundaries), written as a wrapper around :class:`nstedu.tr
 :func:`nstedu.transfer.optimize`. *Fast* (a trained :class:`nstedu.fast.FastStylizer`): one pass per frame, then
 the reliable pixels are blended with the warped previous output, ``o_t = y_t + b·c·(ω(o_{t-1}) − y_t)``, so the
 stroke pattern moves with the scene instead of being re-drawn every frame. The flow and masks are computed on the
-*input* frames (backward ``t→t-1`` and forward ``t-1→t``, DIS by default).
+*input* frames (backward ``t→t-1`` and forward ``t-1→t``, DIS by default); the mask also lets go of pixels whose
+colour the flow does not explain (small fast objects). At a scene cut (:mod:`nstedu.shots`) nothing is carried:
+the new shot's first frame is stylized as a first frame. In optimization mode that frame gets the whole budget,
+and later frames stop once their loss stops improving (``tolerance``), which is most of the saving on a laptop.
 
 **Streaming.** Frames are decoded, stylized and encoded one at a time (PyAV; :mod:`nstedu.videoio`): memory holds
 the current and previous frame only, whatever the clip's length. A progress bar shows frames/s and the ETA.
@@ -47,8 +50,9 @@ import torch
 
 from . import flow as FL
 from . import videoio as V
-from .video_frames import (BLEND, TEMPORAL_WEIGHT, FastFrames, OptimizedFrames, TemporalObjective,  # noqa: F401
-                           optimized_bytes_per_pixel)
+from .video_frames import (BLEND, TEMPORAL_WEIGHT, TOLERANCE, FastFrames, OptimizedFrames,  # noqa: F401
+                           TemporalObjective, optimized_bytes_per_pixel)
+from .shots import ShotBoundaries
 from .video_progress import _fingerprint, _keeps_output, _load_progress
 from .video_signals import shielded, stop_signals
 from .env import default_size, resolve_device
@@ -72,6 +76,8 @@ class VideoResult:
     mode: str
     notes: list = field(default_factory=list)
     warping_errors: list = field(default_factory=list)
+    cuts: list = field(default_factory=list)          # (frame starting a shot, its cut scores or None if given)
+    frame_seconds: list = field(default_factory=list)  # wall seconds of each frame stylized in this run
 
 
 @stop_signals()  # SIGTERM and SIGHUP stop the run like Ctrl-C: the frames done are kept (nstedu.video_signals)
@@ -80,13 +86,18 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
                   temporal_weight: float = TEMPORAL_WEIGHT, blend: float = BLEND, resume: bool = False,
                   measure: bool = False, progress: bool = True, on_frame: Optional[Callable] = None,
                   flow_method: str = "dis", flow_preset: str = "medium", segment_seconds: float = 2.0,
-                  segment_wall_seconds: float = 60.0, device="auto", **settings) -> VideoResult:
+                  segment_wall_seconds: float = 60.0, cuts="auto", tolerance: float = TOLERANCE,
+                  device="auto", **settings) -> VideoResult:
     """Stylize the video ``input`` into ``output`` (.mp4, .mov, .mkv or .webm) and return a :class:`VideoResult`.
 
     ``style`` (a path or sample name) selects the optimization mode, ``fast`` (a model file or shipped name such as
     ``"starry_night_cpu"``) the fast mode. ``size``: longest side of the frames stylized (default: the source's in
-    fast mode, the engine's default in optimization mode). ``settings``: any :class:`nstedu.TransferConfig` field
-    (``steps``, ``style_weight``, …). ``independent``: no flow, no temporal term (the flickering baseline).
+    fast mode; in optimization mode the engine's default, or the source's if smaller: a clip is upscaled only when
+    ``size`` asks). ``settings``: any :class:`nstedu.TransferConfig` field (``steps``, ``style_weight``, …): the
+    first frame of each shot gets ``steps`` evaluations, later frames stop earlier once their loss improves by less
+    than ``tolerance`` (relative, over 10 evaluations; 0 = always ``steps``). ``cuts``: ``"auto"`` (detect scene
+    cuts), ``"none"``, or the frames that start a shot (:mod:`nstedu.shots`): a new shot is stylized as a first
+    frame. ``independent``: no flow, no temporal term (the flickering baseline).
     ``measure``: compute the warping error (:func:`nstedu.flow.warping_error`) of every consecutive pair.
     ``on_frame(index, frame, stylized)`` is called after each frame is written (tensors ``(1, 3, H, W)`` in [0, 1]).
     Checks, in order and before any work: ``output`` writable, the style/model found, ``input`` a decodable video
@@ -108,23 +119,29 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
     else:
         for s in (style if isinstance(style, (list, tuple)) else [style]):
             load_style(s, 256)  # a missing or unreadable style fails here, before the input is opened
+    shots = ShotBoundaries(cuts)
     info = V.probe(input)
-    if size is None and fast is None:
-        size = default_size(resolve_device(device))
+    notes = []
+    if size is None and fast is None:   # the engine's default, but never more than the clip has
+        size = min(default_size(resolve_device(device)), max(info.width, info.height))
+    elif size is not None and size > max(info.width, info.height):
+        notes.append(f"note: the clip is {info.width}×{info.height}; upscaled to a longest side of {size} px as asked")
     width, height = V.working_size(info.width, info.height, size)
     if fast is None:  # the memory is checked before the network and the style targets are allocated
         per_pixel = optimized_bytes_per_pixel(settings.get("optimizer", "lbfgs"), settings.get("lbfgs_history", 100))
         V.check_memory(f"video '{input}'", width, height, per_pixel, "optimization mode")
-        stylizer, mode = OptimizedFrames(style, max(width, height), temporal_weight, device=device, **settings), "optimization"
+        stylizer = OptimizedFrames(style, max(width, height), temporal_weight, device=device, tolerance=tolerance,
+                                   **settings)
+        mode = "optimization"
     V.check_memory(f"video '{input}'", width, height, stylizer.bytes_per_pixel(), f"{mode} mode")
 
-    notes = []
     codec, note = V.pick_encoder(suffix=output.suffix)
     notes += [note] if note else []
     if info.variable_rate:
         notes.append("note: variable frame rate: every frame keeps its timestamp, so the output's rate varies too")
     config = {"mode": mode, "style": str(style), "fast": str(fast), "size": [width, height], "independent": independent,
               "temporal_weight": temporal_weight, "blend": blend, "flow": [flow_method, flow_preset], "codec": codec,
+              "cuts": sorted(shots.spec) if isinstance(shots.spec, frozenset) else shots.spec, "tolerance": tolerance,
               "settings": getattr(stylizer, "cfg", None) and stylizer.cfg.to_dict()}
     parts = output.with_name(output.name + ".parts")
     finished_there = os.path.lexists(output) and _keeps_output(parts)
@@ -139,7 +156,9 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
     if done and state.get("state"):
         prev_out = torch.load(parts / state["state"], map_location="cpu", weights_only=True)
     flows = FL.FlowEstimator(flow_method, flow_preset) if (measure or not independent) else None
+    state.setdefault("cuts", [])        # the shots found so far (kept for a resumed run's report)
     errors, writer, seg_start, seg_t0, start_pts, last_time = [], None, 0, time.perf_counter(), None, 0.0
+    frame_seconds: list = []
     seg_frames = max(1, round(segment_seconds * float(info.fps)))
     from tqdm.auto import tqdm  # heavy (pulls in ipywidgets in notebooks): only with a progress bar
 
@@ -192,11 +211,16 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
                 prev_in = cur
                 continue
             warped = mask = bwd = None
+            frame_t0 = time.perf_counter()
             if flows is not None and prev_in is not None:
                 bwd, fwd = flows(cur, prev_in), flows(prev_in, cur)
-                mask = FL.consistency_mask(fwd, bwd)
-                if not independent:
-                    warped = FL.warp(prev_out, bwd, stylizer.warp_mode).clamp_(0, 1)
+                mask = FL.consistency_mask(fwd, bwd, frame=cur, prev=prev_in)
+            cut = shots(i, prev_in, cur, mask) if (mask is not None or not shots.needs_mask) else False
+            if cut:     # a new shot: nothing of the previous one is carried (or measured) across the cut
+                state["cuts"].append([i, shots.found[-1][1]])
+                bwd = mask = None
+            elif bwd is not None and not independent:
+                warped = FL.warp(prev_out, bwd, stylizer.warp_mode).clamp_(0, 1)
             out = stylizer(cur, warped, mask).cpu().clamp_(0, 1)
             if measure and bwd is not None:
                 errors.append(FL.warping_error(out, prev_out, bwd, mask))
@@ -206,6 +230,9 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
             writer.write((out[0] * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy(), rel - seg_start)
             prev_in, prev_out, last_time = cur, out, float(rel * info.time_base)
             bar.update(1)
+            frame_seconds.append(time.perf_counter() - frame_t0)
+            if frame_seconds[-1] >= 1:      # slow frames: seconds per frame reads better than frames per second
+                bar.set_postfix_str(f"{frame_seconds[-1]:.1f} s/frame", refresh=False)
             if on_frame is not None:
                 on_frame(i, cur, out)
             if writer.frames >= seg_frames or time.perf_counter() - seg_t0 >= segment_wall_seconds:
@@ -234,5 +261,10 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
     seconds = time.perf_counter() - t0
     new_frames = state["done"] - done
     where = output if stop_reason == "finished" else unfinished_to
+    shots.found = [tuple(c) for c in state["cuts"]]      # a resumed run reports the cuts of the earlier ones too
+    lines = [line for line in (shots.describe(), getattr(stylizer, "summary", str)()) if line]
+    at = len(notes) - (stop_reason == "interrupted")        # the "how to resume" line stays the last one
+    notes[at:at] = lines
     return VideoResult(where, state["done"], total, seconds, new_frames / seconds if seconds else 0.0,
-                       sum(errors) / len(errors) if errors else None, stop_reason, mode, notes, errors)
+                       sum(errors) / len(errors) if errors else None, stop_reason, mode, notes, errors, shots.found,
+                       frame_seconds)

@@ -5,6 +5,7 @@ on the first frame of a shot."""
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import replace
 from typing import Callable, Optional
 
@@ -73,35 +74,78 @@ def optimized_bytes_per_pixel(optimizer: str = "lbfgs", lbfgs_history: int = 100
     return 2000.0 + (24.0 * lbfgs_history if optimizer == "lbfgs" else 40.0) + 200.0
 
 
+#: Later frames of a shot stop when the best loss improved by less than this share over the last :data:`WINDOW`
+#: evaluations (they start from the warped previous result, so most of the work is done); 0 = the full budget.
+TOLERANCE = 0.01
+WINDOW = 10
+
+
+class Plateau:
+    """``should_stop`` for :func:`nstedu.transfer.optimize`: true once the best loss improved by at most
+    ``tolerance`` (relative) over the last ``window`` evaluations; ``record`` is the optimizer's callback."""
+
+    def __init__(self, tolerance: float = TOLERANCE, window: int = WINDOW):
+        if not 0 <= tolerance < 1 or window < 1:
+            raise ValueError(f"tolerance must be in [0, 1) and window ≥ 1, got {tolerance!r}, {window!r}")
+        self.tolerance, self.window, self.best = tolerance, window, []
+
+    def record(self, info) -> None:
+        self.best.append(float(info.best_loss))
+
+    def __call__(self) -> bool:
+        b = self.best
+        return self.tolerance > 0 and len(b) > self.window and b[-self.window - 1] - b[-1] <= self.tolerance * abs(b[-1])
+
+
 class OptimizedFrames:
-    """Optimization mode: Gatys et al. per frame; with a previous output, start from it (warped) and add the
-    :class:`TemporalObjective`."""
+    """Optimization mode: Gatys et al. per frame. The first frame of a shot starts as the engine does and gets the
+    whole budget (``steps``); a later frame starts from the previous result, warped, adds the
+    :class:`TemporalObjective`, and stops at a :class:`Plateau` of its loss (``tolerance``). ``evaluations`` and
+    ``seconds`` keep each frame's count and time; ``first`` whether it began a shot."""
 
     warp_mode = "bilinear"
 
-    def __init__(self, style, size: int, temporal_weight: float = TEMPORAL_WEIGHT, config=None, device="auto", **settings):
+    def __init__(self, style, size: int, temporal_weight: float = TEMPORAL_WEIGHT, config=None, device="auto",
+                 tolerance: float = TOLERANCE, **settings):
         if temporal_weight < 0 or not math.isfinite(temporal_weight):
             raise ValueError(f"temporal_weight must be a non-negative number, got {temporal_weight!r}")
+        Plateau(tolerance)  # checks it
         self.cfg = replace(config or TransferConfig(), size=size, progress=False, device=str(device), **settings).validate()
         self.device = resolve_device(device)
-        self.temporal_weight = temporal_weight
+        self.temporal_weight, self.tolerance = temporal_weight, tolerance
         self.vgg = get_vgg(self.cfg.weights, self.device, self.cfg.pooling)
         self.targets = prepare_style_targets(style, self.vgg, self.cfg, size, self.device)
         first = style[0] if isinstance(style, (list, tuple)) else style
         self.style_image = load_style(first, size) if self.cfg.init == "style" else None
+        self.log: list = []     # per frame: (first of a shot?, evaluations, seconds)
 
     def bytes_per_pixel(self) -> float:
         return optimized_bytes_per_pixel(self.cfg.optimizer, self.cfg.lbfgs_history)
 
     def __call__(self, frame: torch.Tensor, warped: Optional[torch.Tensor], mask: Optional[torch.Tensor]) -> torch.Tensor:
+        t0 = time.perf_counter()
         content = frame.to(self.device)
         objective = Objective(self.vgg, content, self.targets, self.cfg)
+        plateau = None
         if warped is None:
             x0 = initial_image(self.cfg.init, content, self.style_image, self.cfg.seed)
         else:
             x0 = warped.to(self.device)
             objective = TemporalObjective(objective, x0, mask.to(self.device), self.temporal_weight)
-        result = optimize(objective, x0, self.cfg, device=self.device)
+            plateau = Plateau(self.tolerance)
+        result = optimize(objective, x0, self.cfg, device=self.device, should_stop=plateau,
+                          callback=plateau.record if plateau else None, callback_every=1)
         if result.stop_reason == "interrupted":  # the engine caught Ctrl-C: this frame is unfinished
             raise KeyboardInterrupt
+        self.log.append((warped is None, len(result.history["step"]), time.perf_counter() - t0))
         return result.tensor
+
+    def summary(self) -> str:
+        """Seconds and evaluations per frame, for first frames of shots and for the others (the run's notes)."""
+        parts = []
+        for first, label in ((True, "first frames of shots"), (False, "other frames")):
+            rows = [(n, s) for f, n, s in self.log if f == first]
+            if rows:
+                parts.append(f"{label}: {len(rows)}, {sum(s for _, s in rows) / len(rows):.1f} s and "
+                             f"{sum(n for n, _ in rows) / len(rows):.0f} evaluations each")
+        return "optimization: " + "; ".join(parts) if parts else ""

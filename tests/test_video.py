@@ -228,7 +228,7 @@ def test_fast_mode_matches_the_network_and_cuts_the_warping_error(clip, tmp_path
     (x0, o0), (x1, o1) = got[("tmp", 0)], got[("tmp", 1)]
     est = FL.FlowEstimator()
     bwd = est(x1, x0)
-    c = FL.consistency_mask(est(x0, x1), bwd)
+    c = FL.consistency_mask(est(x0, x1), bwd, frame=x1, prev=x0)
     y1 = net.stylize_tensor(x1)
     assert torch.allclose(o1, (y1 + 0.5 * c * (FL.warp(o0, bwd, "bicubic").clamp(0, 1) - y1)).clamp(0, 1), atol=1e-6)
     assert ind.warping_error > 0 and tmp.warping_error <= 0.5 * ind.warping_error

@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from .sandbox import require_sandbox
+from .sandbox import require_sandbox, share_cpus, use_share
 
 _API: dict = {}
 RETRIES = 5
@@ -73,8 +73,9 @@ def autograde_class(course, assignment: str, workers: int = 2, students=None) ->
         raise ValueError(f"{course}/submitted/*/{assignment}: no submissions to grade")
     start = time.monotonic()
     jobs = [(course, assignment, s) for s in students]
+    share_cpus(workers)     # each worker and its kernels get their share of the cores (the environment is inherited)
     if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=use_share) as pool:
             rows = list(pool.map(_one, jobs))
     else:
         rows = [_one(job) for job in jobs]

@@ -76,6 +76,26 @@ def reference_run(vgg, photo, painting, start, alpha, beta, gamma, steps, lr):
     return seen[-1], result.history["total"][:steps]
 
 
+_REFERENCES: dict = {}     # the engine's runs by their inputs: a grading worker replays many submissions
+
+
+def _reference(vgg, photo, painting, start, args: dict):
+    """:func:`reference_run`, remembered by its inputs' bytes and settings (the grader's replay of every submission
+    asks for the same few runs: 3 tasks × 2 seeds, ~1.4 s each). A learner's kernel that fills this memo with a
+    forged reference only fools its own sandboxed run: the verdict also needs the grader's replay, which never runs
+    learner code and computes its own."""
+    def key(t):
+        return None if t is None else (tuple(t.shape), t.detach().cpu().contiguous().numpy().tobytes())
+    k = (key(photo), key(painting), key(start), tuple(sorted(args.items())))
+    if k not in _REFERENCES:
+        if len(_REFERENCES) >= 16:
+            _REFERENCES.clear()
+        image, losses = reference_run(vgg, photo, painting, start, **args)
+        _REFERENCES[k] = (image.detach().clone(), list(losses))
+    image, losses = _REFERENCES[k]
+    return image.clone(), list(losses)
+
+
 def _building_block_hint(fn) -> str:
     """Run the learner's own building blocks (found next to their style_transfer) through their checks."""
     names = getattr(fn, "__globals__", {})
@@ -275,7 +295,7 @@ def check_capstone(style_transfer: Callable, task: str = "transfer", steps: int 
         return fail(f"losses must be a list with one float per step ({steps}), got {n}")
     if not all(isinstance(v, float) for v in losses):
         return fail("each loss must be a Python float (what your optimization_step returns: loss.item())")
-    ref_image, ref_losses = reference_run(vgg, photo, painting, start, **args)
+    ref_image, ref_losses = _reference(vgg, photo, painting, start, args)
     loss_err = abs(losses[0] - ref_losses[0]) / max(abs(ref_losses[0]), 1e-12)
     if not loss_err <= LOSS_TOL:        # (a NaN loss fails too)
         total_loss = getattr(style_transfer, "__globals__", {}).get("total_loss")

@@ -34,7 +34,7 @@ from ..images import atomic_write
 from .core import HIDDEN_SEED_ENV, hidden_seed, quietly  # noqa: F401  (hidden_seed: also grading's API)
 from .autograde import autograde_class, print_summary
 from .isolate import isolated_main
-from .sandbox import SandboxUnavailable, kernel_manager_class, require_sandbox
+from .sandbox import SandboxUnavailable, kernel_manager_class, require_sandbox, share_cpus, use_share
 from .session import NOT_RUN, grade_items, timed_out
 from .manifest import ASSIGNMENTS, assignment_for
 from .registry import CHECKS
@@ -177,7 +177,8 @@ def main(argv=None) -> int:
         return 2
     jobs = [(nb, args.timeout, not args.full, not args.no_execute, args.assignment) for nb in args.notebooks]
     if args.workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
+        share_cpus(args.workers)
+        with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn"), initializer=use_share) as pool:
             reports = list(pool.map(_grade_job, jobs))
     else:
         reports = [_grade_job(job) for job in jobs]

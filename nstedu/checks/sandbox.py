@@ -25,6 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import torch
+
 from ..vgg import get_vgg
 from ..weights import cache_dir
 from .core import GRADING_ENV
@@ -34,6 +36,7 @@ COURSE_ENV = "NSTEDU_COURSE_ROOT"
 HIDE_ENV = "NSTEDU_SANDBOX_HIDE"
 TIMEOUT_ENV = "NSTEDU_CHECK_TIMEOUT"
 MEMORY_ENV = "NSTEDU_CHECK_MEMORY_GB"
+THREADS_ENV = "NSTEDU_CHECK_THREADS"
 
 
 class SandboxUnavailable(RuntimeError):
@@ -59,6 +62,28 @@ def check_timeout() -> float:
 def memory_limit_bytes() -> int:
     """The sandboxed kernel's data-segment limit: ``NSTEDU_CHECK_MEMORY_GB`` GiB, default 4."""
     return int(_number(MEMORY_ENV, 4.0) * 2 ** 30)
+
+
+def kernel_threads() -> int | None:
+    """CPU threads of each sandboxed kernel (OpenMP/MKL): ``NSTEDU_CHECK_THREADS``, default torch's own choice.
+    ``autograde``/``grade --workers N`` set it to the CPU count / N: N kernels each with every core's threads
+    oversubscribe the machine, and OpenMP's barriers then wait on descheduled threads."""
+    return int(_number(THREADS_ENV, 1.0)) if os.environ.get(THREADS_ENV, "").strip() else None
+
+
+def share_cpus(workers: int) -> int:
+    """Give each of ``workers`` grading processes (and the kernels they start) its share of the CPUs: sets
+    ``NSTEDU_CHECK_THREADS`` unless the user did, and returns the threads per worker."""
+    if not os.environ.get(THREADS_ENV, "").strip():
+        os.environ[THREADS_ENV] = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
+    return kernel_threads()
+
+
+def use_share() -> None:
+    """In a grading worker: torch's threads = :func:`kernel_threads` (the replay runs the reference in the worker)."""
+    threads = kernel_threads()
+    if threads:
+        torch.set_num_threads(threads)
 
 
 def unsafe() -> bool:
@@ -139,7 +164,11 @@ def bwrap_command(cmd: list[str], private: str, cwd: str | None) -> list[str]:
     mpl, weights = _warm_caches()
     args += ["--setenv", "HOME", home, "--setenv", "MPLCONFIGDIR", mpl, "--setenv", "NSTEDU_CACHE_DIR", weights,
              "--setenv", "IPYTHONDIR", os.path.join(home, "ipython"), "--setenv", "TMPDIR", "/tmp",
-             "--setenv", GRADING_ENV, "1", "--unsetenv", "JPY_PARENT_PID", "--"]  # its parent is bwrap: no polling
+             "--setenv", GRADING_ENV, "1", "--unsetenv", "JPY_PARENT_PID"]  # its parent is bwrap: no polling
+    threads = kernel_threads()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if threads else ():
+        args += ["--setenv", var, str(threads)]
+    args.append("--")
     return args + [sys.executable, "-I", "-S", "-c", _LIMITER, str(memory_limit_bytes()), *cmd]
 
 
