@@ -16,10 +16,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      "  nstedu video clip.mp4 --fast starry_night_cpu --independent -o flicker.mp4   # per-frame baseline\n"
                      "  nstedu video clip.mp4 --style starry_night -o out.mp4 --resume             # after Ctrl-C\n"
                      "Needs the video extra: pip install \"nstedu[video]\".")
-    p.add_argument("input", metavar="IN", help="the video to stylize (anything FFmpeg reads: .mp4, .mov, .mkv, …)")
+    p.add_argument("input", metavar="IN", help="the video to stylize (anything FFmpeg reads: .mp4, .mov, .mkv, .webm, …)")
     p.add_argument("--style", default=None, help="style image (path or sample name): optimization mode, per frame")
     p.add_argument("--fast", default=None, metavar="MODEL", help="a fast-style model file or shipped name: fast mode")
-    p.add_argument("-o", "--output", default="out.mp4", help="output video, .mp4, .mov or .mkv (default out.mp4)")
+    p.add_argument("-o", "--output", default="out.mp4", help="output video, .mp4, .mov, .mkv or .webm (default out.mp4)")
     p.add_argument("--size", "-s", type=int, default=None, metavar="PX",
                    help="longest side of the frames (default: the source's with --fast, 256 on CPU / 512 on CUDA otherwise)")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")

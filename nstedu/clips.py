@@ -50,15 +50,20 @@ def synthetic_frames(frames: int = 48, width: int = 160, height: int = 96, photo
 def write_video(path, frames, fps: float = 24, audio_hz: Optional[float] = None, codec: Optional[str] = None,
                 pts: Optional[Sequence[int]] = None) -> Path:
     """Write ``frames`` (iterable of ``H × W × 3`` uint8) to ``path`` at ``fps`` (or at timestamps ``pts`` in
-    units of 1/``fps``), optionally with a mono AAC sine tone of ``audio_hz`` Hz. For tests and examples."""
+    units of 1/``fps``), optionally with a mono sine tone of ``audio_hz`` Hz (AAC at 44.1 kHz; Opus at 48 kHz in
+    ``.webm``, which cannot hold AAC). The container is the extension's (.mp4, .mov, .mkv, .webm, .avi…), the codec
+    :func:`nstedu.videoio.pick_encoder`'s for it. For tests and examples."""
     av = _av()
     path = Path(path)
     rate = Fraction(fps).limit_denominator(1001)
     with av.open(str(path), "w") as out:
-        vs = out.add_stream(codec or pick_encoder()[0], rate=rate)
-        vs.pix_fmt, vs.options = "yuv420p", {"bf": "0"}
+        vs = out.add_stream(codec or pick_encoder(suffix=path.suffix)[0], rate=rate)
+        vs.pix_fmt = "yuv420p"
+        vs.options = {} if vs.codec_context.name.startswith("libvpx") else {"bf": "0"}
         vs.codec_context.time_base = 1 / rate
-        aus = out.add_stream("aac", rate=44100) if audio_hz else None
+        opus = "aac" not in out.supported_codecs
+        sr = 48000 if opus else 44100
+        aus = out.add_stream("libopus" if opus else "aac", rate=sr, layout="mono") if audio_hz else None
         n = 0
         for n, rgb in enumerate(frames):
             if n == 0:
@@ -69,11 +74,11 @@ def write_video(path, frames, fps: float = 24, audio_hz: Optional[float] = None,
         out.mux(vs.encode())
         if aus is not None:
             seconds = ((pts[n] if pts is not None else n) + 1) / float(rate)
-            t = np.arange(int(seconds * 44100)) / 44100
+            t = np.arange(int(seconds * sr)) / sr
             samples = (0.3 * np.sin(2 * np.pi * audio_hz * t)).astype(np.float32)[None]
             for k in range(0, samples.shape[1], 1024):
                 frame = av.AudioFrame.from_ndarray(samples[:, k:k + 1024], format="fltp", layout="mono")
-                frame.sample_rate, frame.pts = 44100, k
+                frame.sample_rate, frame.pts = sr, k
                 out.mux(aus.encode(frame))
             out.mux(aus.encode())
     return path

@@ -27,8 +27,9 @@ the current and previous frame only, whatever the clip's length. A progress bar 
 a complete file with its own keyframe, closed every ``segment_seconds`` of video or ``segment_wall_seconds`` of
 work). After each segment, ``OUT.parts/progress.json`` records (atomically) the finished segments, the number of
 frames done, the settings' fingerprint, and a ``.pt`` file with the last stylized frame in full precision (the
-next frame is warped from it). On Ctrl-C or any exception the current segment is finalized and recorded, and
-the segments done so far are joined, with the audio, into ``OUT`` — a playable file of the frames done so far.
+next frame is warped from it). On Ctrl-C, SIGTERM or SIGHUP (:mod:`nstedu.video_signals`: a second signal waits
+for this clean-up) or any exception the current segment is finalized and recorded, and the segments done so far
+are joined, with the audio, into ``OUT`` — a playable file of the frames done so far.
 ``resume=True`` (``--resume``) checks the fingerprint, decodes and skips the finished frames, reloads the last
 stylized frame and continues; the finished segments are copied, not re-encoded. At the end the segments are joined
 into ``OUT`` (packet copy, written under a temporary name and renamed) and ``OUT.parts/`` is removed. A hard kill
@@ -53,6 +54,7 @@ from .video_frames import (BLEND, TEMPORAL_WEIGHT, TOLERANCE, FastFrames, Optimi
                            TemporalObjective, optimized_bytes_per_pixel)
 from .shots import ShotBoundaries
 from .video_progress import _fingerprint, _keeps_output, _load_progress
+from .video_signals import shielded, stop_signals
 from .env import default_size, resolve_device
 from .images import MIN_SIDE, atomic_write
 from .outputs import check_not_input, partial_path
@@ -78,6 +80,7 @@ class VideoResult:
     frame_seconds: list = field(default_factory=list)  # wall seconds of each frame stylized in this run
 
 
+@stop_signals()  # SIGTERM and SIGHUP stop the run like Ctrl-C: the frames done are kept (nstedu.video_signals)
 def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] = None,
                   max_frames: Optional[int] = None, independent: bool = False,
                   temporal_weight: float = TEMPORAL_WEIGHT, blend: float = BLEND, resume: bool = False,
@@ -85,7 +88,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
                   flow_method: str = "dis", flow_preset: str = "medium", segment_seconds: float = 2.0,
                   segment_wall_seconds: float = 60.0, cuts="auto", tolerance: float = TOLERANCE,
                   device="auto", **settings) -> VideoResult:
-    """Stylize the video ``input`` into ``output`` (.mp4, .mov or .mkv) and return a :class:`VideoResult`.
+    """Stylize the video ``input`` into ``output`` (.mp4, .mov, .mkv or .webm) and return a :class:`VideoResult`.
 
     ``style`` (a path or sample name) selects the optimization mode, ``fast`` (a model file or shipped name such as
     ``"starry_night_cpu"``) the fast mode. ``size``: longest side of the frames stylized (default: the source's in
@@ -132,7 +135,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
         mode = "optimization"
     V.check_memory(f"video '{input}'", width, height, stylizer.bytes_per_pixel(), f"{mode} mode")
 
-    codec, note = V.pick_encoder()
+    codec, note = V.pick_encoder(suffix=output.suffix)
     notes += [note] if note else []
     if info.variable_rate:
         notes.append("note: variable frame rate: every frame keeps its timestamp, so the output's rate varies too")
@@ -186,7 +189,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
         segs = [(parts / name, offset) for name, offset, _ in state["segments"]]
         end = last_time + 1.0 / float(info.fps)
         note = V.join(segs, dest, info.time_base, audio_source=input, start_time=start_pts * info.time_base,
-                      end_time=float(start_pts * info.time_base) + end)
+                      end_time=float(start_pts * info.time_base) + end, fps=info.fps)
         return [note] if note else []
 
     stop_reason = "finished"
@@ -238,16 +241,18 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
         notes += finish_output()
         shutil.rmtree(parts, ignore_errors=True)
     except KeyboardInterrupt:
-        stop_reason = "interrupted"
-        close_segment()
-        notes += finish_output(unfinished_to)
+        with shielded():  # a second Ctrl-C or SIGTERM waits until the frames done are a playable file
+            stop_reason = "interrupted"
+            close_segment()
+            notes += finish_output(unfinished_to)
         kept = f" ('{output}', a finished video, was kept)" if unfinished_to != output else ""
         notes.append(f"interrupted after {state['done']} frames; {unfinished_to} has them{kept}. Rerun with --resume "
                      f"(resume=True) to continue from frame {state['done'] + 1}")
     except BaseException:
         try:  # keep what is done: a playable file and a resume point, then report the original error
-            close_segment()
-            finish_output(unfinished_to)
+            with shielded():
+                close_segment()
+                finish_output(unfinished_to)
         except Exception:
             pass
         raise

@@ -1,22 +1,24 @@
-"""Video files in and out with PyAV (FFmpeg): probe and check an input, stream its frames, encode segments,
-and join them with the source's audio.
+"""Video files in and out with PyAV (FFmpeg): stream an input's frames, encode segments, and join them with the
+source's audio. The containers, the checks and :func:`probe` are in :mod:`nstedu.video_formats` (imported here).
 
     info = probe("clip.mp4")                      # VideoInfo: size, fps, frame count, audio, variable rate…
     for i, frame in read_frames("clip.mp4"): …    # av.VideoFrame one at a time: never the whole clip in memory
     arr = to_rgb(frame, 640, 360)                 # H × W × 3 uint8
 
-Output video is H.264 (``libx264``, in PyAV's wheels) without B-frames, so every packet's decode order is its
-display order and segments join by copying packets; if a build lacks ``libx264`` we fall back to MPEG-4 Part 2
-(``mpeg4``) and say so. Audio is copied packet by packet (no re-encoding) when the output container can hold its
-codec, otherwise dropped with a note (``.mkv`` holds any codec). Every frame keeps its timestamp, so a variable
-frame rate stays variable and the audio stays in sync. PyAV is an optional dependency (``nstedu[video]``).
+Output video is H.264 (``libx264``, in PyAV's wheels) without B-frames in ``.mp4``, ``.mov`` and ``.mkv``, VP9
+(``libvpx-vp9``, constant quality) in ``.webm``; either way every packet's decode order is its display order, so
+segments join by copying packets. A build without them falls back to MPEG-4 Part 2 (``mpeg4``) or VP8 (``libvpx``)
+and says so. The segments are MP4 files (VP8, which MP4 cannot hold, goes in Matroska). When joining, the output
+declares the source's frame rate (Matroska writes it as the track's default frame duration). Audio is copied packet
+by packet when the output container can hold its codec (``.mkv`` holds any), otherwise re-encoded, cut to the
+sample, to the container's codec (Opus in ``.webm``, AAC elsewhere) with a note. Every frame keeps its timestamp,
+so a variable frame rate stays variable and the audio stays in sync. PyAV is an optional dependency
+(``nstedu[video]``).
 """
 from __future__ import annotations
 
 import heapq
 import os
-import tempfile
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
@@ -25,124 +27,12 @@ import numpy as np
 import torch
 
 from .env import memory_gb
+from .video_formats import (AUDIO_CODECS, OUTPUT_FORMATS, STILL_IMAGE_FORMATS, VideoError, VideoInfo,  # noqa: F401
+                            _av, check_output, probe)
 
-#: Output containers by extension (the name FFmpeg knows them by).
-OUTPUT_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
-#: Encoders to try, best first; the first one this PyAV build has is used.
+#: Video encoders to try for each container, best first; the first one this PyAV build has is used.
 ENCODERS = ("libx264", "mpeg4")
-STILL_IMAGE_FORMATS = {"image2", "gif_pipe"}
-
-
-class VideoError(ValueError):
-    """A clear, one-line problem with a video file (names the file and the problem)."""
-
-
-def _av():
-    try:
-        import av  # optional dependency: only video needs it
-    except ImportError:
-        raise ImportError("video needs PyAV: pip install \"nstedu[video]\" (or av)") from None
-    return av
-
-
-# ------------------------------------------------------------------------------------------------ checks
-def check_output(path) -> Path:
-    """Check before any work that ``path`` can be written as a video: known extension, its folder creatable and
-    writable (a test file is created and removed). Raises :class:`VideoError` naming the path."""
-    path = Path(path)
-    if path.suffix.lower() not in OUTPUT_FORMATS:
-        raise VideoError(f"output '{path}': unknown video extension '{path.suffix}' (use {', '.join(OUTPUT_FORMATS)})")
-    if path.is_dir():
-        raise VideoError(f"output '{path}': is a directory; give a file name such as {path / 'out.mp4'}")
-    blocker = next((q for q in path.parents if q.exists() and not q.is_dir()), None)
-    if blocker is not None:
-        raise VideoError(f"output '{path}': '{blocker}' is a file, not a folder")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe_file = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".check", dir=path.parent)
-        os.close(fd)
-        os.unlink(probe_file)
-    except OSError as e:
-        raise VideoError(f"output '{path}': cannot write there ({e.strerror or e})") from None
-    return path
-
-
-@dataclass
-class VideoInfo:
-    """What :func:`probe` found: frame size, average frame rate, an estimate of the frame count, duration in
-    seconds, codec names, whether the frame rate varies, and the video stream's time base."""
-
-    path: str
-    width: int
-    height: int
-    fps: Fraction
-    frames: int
-    duration: float
-    codec: str
-    audio_codec: Optional[str]
-    variable_rate: bool
-    time_base: Fraction
-
-
-def probe(path, check_packets: int = 300) -> VideoInfo:
-    """Open ``path``, decode its first frame and read the timestamps of up to ``check_packets`` video packets.
-
-    Raises :class:`VideoError` (one line, naming the file) for a missing file, something that is not a video
-    (text, a still image), no video stream, a codec this FFmpeg build cannot decode, and a video without frames."""
-    av = _av()
-    label = f"video '{path}'"
-    p = Path(path)
-    if not p.exists():
-        raise VideoError(f"{label}: no such file")
-    if p.is_dir():
-        raise VideoError(f"{label}: is a directory, not a video file")
-    if p.stat().st_size == 0:
-        raise VideoError(f"{label}: file is empty (0 bytes)")
-    try:
-        container = av.open(str(p))
-    except av.error.EOFError:
-        raise VideoError(f"{label}: has no frames (the file ends before the first one)") from None
-    except av.error.FFmpegError as e:
-        raise VideoError(f"{label}: not a video file (FFmpeg: {getattr(e, 'strerror', None) or e})") from None
-    with container:
-        if container.format.name in STILL_IMAGE_FORMATS or container.format.name.endswith("_pipe"):
-            raise VideoError(f"{label}: is a still image ({container.format.name}), not a video; use `nstedu stylize`")
-        if not container.streams.video:
-            raise VideoError(f"{label}: has no video stream" + (" (audio only)" if container.streams.audio else ""))
-        stream = container.streams.video[0]
-        if stream.codec_context is None:
-            raise VideoError(f"{label}: unsupported video codec (this FFmpeg build has no decoder for it); "
-                             "convert it first, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`")
-        codec = stream.codec_context.name
-        try:
-            first = next(container.decode(stream), None)
-        except av.error.FFmpegError as e:
-            raise VideoError(f"{label}: cannot decode its {codec} video ({getattr(e, 'strerror', None) or e})") from None
-        if first is None:
-            raise VideoError(f"{label}: has a video stream ({codec}) but no frames")
-        width, height = first.width, first.height
-        audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
-        tb = stream.time_base or Fraction(1, 1000)
-        fps = stream.average_rate or stream.guessed_rate or Fraction(25)
-        duration = float(stream.duration * tb) if stream.duration else (container.duration or 0) / 1e6
-    frames = int(stream.frames) or max(1, round(duration * float(fps)))
-    return VideoInfo(str(p), width, height, Fraction(fps), frames, duration, codec, audio,
-                     _variable_rate(p, check_packets), Fraction(tb))
-
-
-def _variable_rate(path: Path, n: int) -> bool:
-    """True when the gaps between the first ``n`` video timestamps differ by more than 10 % (or one tick)."""
-    av = _av()
-    pts = []
-    with av.open(str(path)) as c:
-        for pkt in c.demux(video=0):
-            if pkt.pts is not None:
-                pts.append(pkt.pts)
-            if len(pts) >= n:
-                break
-    gaps = np.diff(np.sort(np.asarray(pts, dtype=np.int64)))
-    gaps = gaps[gaps > 0]
-    return bool(gaps.size >= 2 and gaps.max() - gaps.min() > max(1, 0.1 * np.median(gaps)))
+WEBM_ENCODERS = ("libvpx-vp9", "libvpx")
 
 
 def working_size(width: int, height: int, size: Optional[int] = None) -> tuple[int, int]:
@@ -200,30 +90,39 @@ def to_rgb(frame, width: int, height: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ encode
-def pick_encoder(available: Optional[Sequence[str]] = None) -> tuple[str, str]:
-    """``(codec name, note)``: the first of :data:`ENCODERS` this build has; the note says when it fell back."""
+def pick_encoder(available: Optional[Sequence[str]] = None, suffix: str = ".mp4") -> tuple[str, str]:
+    """``(codec name, note)``: the first encoder for the container of ``suffix`` (:data:`WEBM_ENCODERS` for
+    ``.webm``, else :data:`ENCODERS`) this build has; the note says when it fell back."""
     available = set(_av().codecs_available if available is None else available)
-    for name in ENCODERS:
+    names = WEBM_ENCODERS if OUTPUT_FORMATS.get(suffix.lower()) == "webm" else ENCODERS
+    for name in names:
         if name in available:
-            note = "" if name == ENCODERS[0] else f"note: this PyAV build has no {ENCODERS[0]}; writing {name} video instead"
+            note = "" if name == names[0] else f"note: this PyAV build has no {names[0]}; writing {name} video instead"
             return name, note
-    raise VideoError(f"no video encoder available (tried {', '.join(ENCODERS)}); reinstall PyAV: pip install av")
+    raise VideoError(f"no video encoder available (tried {', '.join(names)}); reinstall PyAV: pip install av")
 
 
 class SegmentWriter:
-    """Encode RGB frames into one video file, written under a temporary name and renamed on :meth:`close`."""
+    """Encode RGB frames into one video file, written under a temporary name and renamed on :meth:`close` (in the
+    container its extension names, or Matroska when that cannot hold ``codec``, as MP4 cannot hold VP8)."""
 
     def __init__(self, path, width: int, height: int, time_base: Fraction, fps: Fraction, codec: str, crf: int = 18):
         av = _av()
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
         self.container = av.open(str(self.tmp), "w", format=OUTPUT_FORMATS[self.path.suffix.lower()])
+        if codec not in self.container.supported_codecs:
+            self.container.close()
+            self.container = av.open(str(self.tmp), "w", format="matroska")
         self.stream = self.container.add_stream(codec, rate=fps)
         self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, "yuv420p"
         self.stream.codec_context.time_base = time_base
         opts = {"bf": "0"}  # no B-frames: packets in display order, so segments join by copying
         if codec == "libx264":
             opts.update(crf=str(crf), preset="veryfast")
+        elif codec.startswith("libvpx"):  # constant quality on libvpx's 0–63 scale; VP8/VP9 have no B-frames
+            opts = {"crf": str(crf + 12), "deadline": "good", "cpu-used": "4", "row-mt": "1"}
+            self.stream.codec_context.bit_rate = 0
         else:
             self.stream.codec_context.bit_rate = int(width * height * float(fps) * 0.5)
         self.stream.options = opts
@@ -252,20 +151,24 @@ class SegmentWriter:
 
 
 def join(segments: Sequence[tuple[Path, int]], out_path, time_base: Fraction, audio_source=None,
-         start_time: float = 0.0, end_time: Optional[float] = None) -> str:
+         start_time: float = 0.0, end_time: Optional[float] = None, fps: Optional[Fraction] = None) -> str:
     """Write ``out_path`` (atomically) from ``segments`` = [(file, offset in ``time_base`` units)], copying the
     packets, plus the audio of ``audio_source`` between ``start_time`` and ``end_time`` seconds (source clock),
-    interleaved by time. Returns a note ("" or why the audio was dropped)."""
+    interleaved by time. ``fps``: the frame rate the output declares (Matroska writes it as the track's
+    ``DefaultDuration``; default: the first segment's average rate). Returns a note ("" or what became of the audio)."""
     av = _av()
     out_path = Path(out_path)
     tmp = out_path.with_name(f".{out_path.stem}.part{out_path.suffix}")
-    note = ""
+    fmt, note = OUTPUT_FORMATS[out_path.suffix.lower()], ""
     with av.open(str(segments[0][0])) as first:
-        out = av.open(str(tmp), "w", format=OUTPUT_FORMATS[out_path.suffix.lower()])
+        out = av.open(str(tmp), "w", format=fmt)
         vout = out.add_stream_from_template(first.streams.video[0])
         vout.time_base = time_base
+        rate = fps or first.streams.video[0].average_rate   # the template's: 1/time base (H.264, MPEG-4 headers)
+        if rate:
+            vout.codec_context.framerate = rate
     try:
-        src, aout = None, None
+        src, aout, recode = None, None, False
         if audio_source is not None:
             src = av.open(str(audio_source))
             if src.streams.audio:
@@ -273,8 +176,11 @@ def join(segments: Sequence[tuple[Path, int]], out_path, time_base: Fraction, au
                 if ain.codec_context.name in out.supported_codecs:
                     aout = out.add_stream_from_template(ain)
                 else:
-                    note = (f"note: the {out_path.suffix} container cannot hold the source's "
-                            f"{ain.codec_context.name} audio; audio dropped (use .mkv to keep it)")
+                    codec, recode = AUDIO_CODECS[fmt], True
+                    aout = out.add_stream(codec, rate=48000 if "opus" in codec else ain.sample_rate,
+                                          layout="mono" if ain.channels == 1 else "stereo")
+                    note = (f"note: the {out_path.suffix} container cannot hold the source's {ain.codec_context.name} "
+                            f"audio; re-encoded it to {aout.codec_context.name}")
 
         def video_packets():
             for path, offset in segments:
@@ -283,6 +189,7 @@ def join(segments: Sequence[tuple[Path, int]], out_path, time_base: Fraction, au
                         if pkt.pts is None:
                             continue
                         pts = int(round(pkt.pts * pkt.time_base / time_base)) + offset
+                        pkt.duration = int(round((pkt.duration or 0) * pkt.time_base / time_base))
                         pkt.pts = pkt.dts = pts
                         pkt.time_base, pkt.stream = time_base, vout
                         yield float(pts * time_base), 0, pkt
@@ -302,8 +209,8 @@ def join(segments: Sequence[tuple[Path, int]], out_path, time_base: Fraction, au
                 pkt.stream = aout
                 yield t - start_time, 1, pkt
 
-        streams = [video_packets()] + ([audio_packets()] if aout is not None else [])
-        for _, _, pkt in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
+        audio = [] if aout is None else [_reencoded_audio(src, aout, start_time, end_time) if recode else audio_packets()]
+        for _, _, pkt in heapq.merge(video_packets(), *audio, key=lambda item: (item[0], item[1])):
             out.mux(pkt)
         out.close()
         os.replace(tmp, out_path)
@@ -315,3 +222,32 @@ def join(segments: Sequence[tuple[Path, int]], out_path, time_base: Fraction, au
         if src is not None:
             src.close()
     return note
+
+
+def _reencoded_audio(src, aout, start_time: float, end_time: Optional[float]):
+    """The source's audio from ``start_time`` to ``end_time`` seconds, decoded, cut to the sample and encoded by
+    ``aout`` (PyAV resamples to its rate and format): ``(seconds from start_time, 1, packet)`` in order."""
+    av = _av()
+
+    def encoded(frame):
+        for pkt in aout.encode(frame):
+            yield float(pkt.pts * pkt.time_base), 1, pkt
+
+    for frame in src.decode(src.streams.audio[0]):
+        if frame.pts is None:
+            continue
+        rate, t = frame.sample_rate, float(frame.pts * frame.time_base)
+        if end_time is not None and t >= end_time:
+            break
+        a = max(0, round((start_time - t) * rate))
+        b = frame.samples if end_time is None else min(frame.samples, round((end_time - t) * rate))
+        if b <= a:
+            continue
+        if (a, b) != (0, frame.samples):   # planar samples are (channels, n); packed ones (1, n · channels)
+            k = 1 if frame.format.is_planar else len(frame.layout.channels)
+            cut = av.AudioFrame.from_ndarray(np.ascontiguousarray(frame.to_ndarray()[:, a * k:b * k]),
+                                             format=frame.format.name, layout=frame.layout.name)
+            cut.sample_rate, frame = rate, cut
+        frame.pts, frame.time_base = round((t - start_time) * rate) + a, Fraction(1, rate)
+        yield from encoded(frame)
+    yield from encoded(None)
