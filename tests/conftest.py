@@ -31,3 +31,13 @@ def small_pair():
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny video frames: on a shared 2-core machine one thread runs them several times faster than two
+    (``pytestmark = pytest.mark.usefixtures("one_torch_thread")`` in a module)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -106,6 +106,8 @@ def test_the_cheater_is_told_why(course, graded):
     assert "masked_gram_matrix: FAILED" in lines["11_harder_track"] and "nstedu" in lines["11_harder_track"]
     assert "match_color_histogram: FAILED: your function calls nstedu's own implementation (nstedu.control" \
         in lines["11_harder_track"]
+    assert "sliced_wasserstein: FAILED: `" in lines["12_sliced_wasserstein"] \
+        and "is nstedu's own implementation" in lines["12_sliced_wasserstein"]
 
 
 def test_an_endless_loop_costs_one_time_out(graded):

@@ -29,13 +29,7 @@ def frames_of(path):
     return out, times
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These frames are tiny: on a shared 2-core machine one thread runs them several times faster than two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

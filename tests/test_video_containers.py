@@ -30,13 +30,7 @@ AUDIO = {".mp4": "aac", ".mov": "aac", ".mkv": "aac", ".webm": "opus"}   # .webm
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These frames are tiny: on a shared 2-core machine one thread runs them several times faster than two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
 
 
 def counted(path):

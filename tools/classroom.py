@@ -54,6 +54,8 @@ BUGS = {
     "masked_gram_matrix": ("/ (c * mask.sum())", "/ (c * h * w)"),
     "match_color_histogram": ("return out.reshape(style.shape).to(style.dtype).clamp(0, 1)",
                               "return out.reshape(style.shape).to(style.dtype)"),
+    "sliced_wasserstein_loss": ("theirs = (target.detach().reshape(c, -1).T @ directions).sort(dim=0).values",
+                                "theirs = target.detach().reshape(c, -1).T @ directions"),
 }
 
 #: what the cheater put in each graded cell instead of a solution (appended to the released stub's cell)
@@ -83,6 +85,9 @@ CHEATS = {
     "match_color_histogram": ("import importlib\n\ndef match_color_histogram(style, content):\n"
                               "    m = importlib.import_module('nstedu.' + 'control')\n"
                               "    return m.match_color_histogram(style, content)\n"),
+    "sliced_wasserstein_loss": ("from nstedu.style_stats import directions as _d, sliced_wasserstein_loss as _swd\n\n"
+                                "def sliced_wasserstein_loss(features, target, n_directions, generator):\n"
+                                "    return _swd(features, target, _d(features.shape[1], n_directions, generator))\n"),
 }
 #: a cell the cheater adds at the end of every notebook: print a pass, write a grade file, poke the gradebook
 CHEAT_CELL = ("import sqlite3, pathlib\nprint('PASSED ✓ 100 %')\n"
