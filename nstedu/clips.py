@@ -1,11 +1,17 @@
-"""Short test clips made in code from the bundled photos: a camera pan, a zoom and a moving object.
+"""Short test clips: synthetic ones made in code from the bundled photos (a camera pan, a zoom and a moving
+object), and two short *real* clips shipped with the package.
 
-    from nstedu.clips import make_synthetic_clip, synthetic_frames
+    from nstedu.clips import make_synthetic_clip, synthetic_frames, real_clip, real_clip_with_cut
     make_synthetic_clip("clip.mp4", frames=48, width=160, height=96)   # with a 440 Hz tone as its audio
     for frame in synthetic_frames(12, 64, 40): ...                      # H × W × 3 uint8 arrays, one at a time
+    real_clip()                    # Path of a 32-frame 320×240 real clip (hand-held camera, moving box)
+    path, cut = real_clip_with_cut()   # 40 real frames, two shots: frame ``cut`` (20) is the first after the cut
 
-Used by the tests, notebook 09 and ``benchmarks/bench_video.py``: the motion is known and repeatable, nothing is
-downloaded, and every frame is made only when asked for (a 60 s clip never sits in memory).
+Synthetic motion is known and repeatable, nothing is downloaded, and every frame is made only when asked for (a 60 s
+clip never sits in memory). It also flatters flicker measures: real footage has motion blur, noise, lighting
+changes, hands and scene cuts, so ``benchmarks/bench_video.py --real`` measures on the real clips too. The real
+clips are frames of OpenCV's tutorial videos (Apache-2.0 AND BSD-3-Clause; ``nstedu/data/SOURCES.md``; rebuilt by
+``tools/make_real_clips.py``).
 """
 from __future__ import annotations
 
@@ -17,7 +23,26 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from . import samples
+from .samples import _data_dir
 from .videoio import _av, pick_encoder
+
+
+#: index of the first frame after the hard cut in :func:`real_clip_with_cut` (frames 0–19: a cup, 20–39: a box)
+REAL_CUT_FRAME = 20
+
+
+def real_clip() -> Path:
+    """A real 32-frame clip, 320×240 H.264 at 30 frames/s, no audio: a hand-held camera filming a hand that tilts a
+    printed box (camera motion, object motion, occlusion by the hand). Path inside the installed package."""
+    return _data_dir() / "real_box.mp4"
+
+
+def real_clip_with_cut() -> tuple[Path, int]:
+    """A real 40-frame clip with one hard cut, 320×240 H.264 at 30 frames/s: ``(path, first frame after the cut)``.
+    Frames 0–19: a hand tilting a black cup before a white wall; frames 20–39: the box of :func:`real_clip` (a
+    later part of the same footage). A temporal method should start afresh at the cut, and a flicker measure should
+    leave the pair (19, 20) out."""
+    return _data_dir() / "real_cut.mp4", REAL_CUT_FRAME
 
 
 def synthetic_frames(frames: int = 48, width: int = 160, height: int = 96, photo: str = "chelsea",
