@@ -70,3 +70,11 @@ def test_the_wheel_ships_the_reference_folder_and_stays_small(built):
     assert "nstedu/data/references/README.md" in files
     refs = [n for n in files if n.startswith("nstedu/data/references/") and n.endswith(".jpg")]
     assert sum(len(files[n]) for n in refs) <= 2 * 2 ** 20
+
+
+def test_the_wheel_ships_the_real_clips_with_their_licence(built):
+    files = _contents(built[0])
+    clips = [n for n in files if n.startswith("nstedu/data/real_") and n.endswith(".mp4")]
+    assert sorted(clips) == ["nstedu/data/real_box.mp4", "nstedu/data/real_cut.mp4"]
+    assert sum(len(files[n]) for n in clips) <= 2 ** 20
+    assert b"Apache-2.0" in files["nstedu/data/SOURCES.md"] and b"real_cut.mp4" in files["nstedu/data/SOURCES.md"]
