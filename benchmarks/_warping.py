@@ -112,6 +112,18 @@ def warping_error(originals: Sequence, stylized: Sequence, cuts: Iterable[int] =
     return WarpingError(mean, pairs, sum(covered) / len(covered) if covered else 0.0, skipped)
 
 
+def change_ratio(originals: Sequence, stylized: Sequence, cuts: Iterable[int] = ()) -> float:
+    r"""Flow-free flicker: :math:`\overline{|O_t - O_{t-1}|} \,/\, \overline{|I_t - I_{t-1}|}`, the mean absolute
+    frame-to-frame change of the stylized clip over that of its input (same pairs, ``cuts`` left out; pixels in
+    [0, 1], sizes equal). Lower = steadier. Compare runs on the same clip only: a stylization with more texture than
+    the footage changes more under the same motion, so 1 is no target (a still output scores 0)."""
+    cuts = set(cuts)
+    ts = [t for t in range(1, len(stylized)) if t not in cuts]
+    ours = sum(float(np.abs(as_float(stylized[t]) - as_float(stylized[t - 1])).mean()) for t in ts)
+    theirs = sum(float(np.abs(as_float(originals[t]) - as_float(originals[t - 1])).mean()) for t in ts)
+    return ours / theirs if theirs > 0 else float("nan")
+
+
 def read_frames(path, size: Optional[tuple[int, int]] = None, max_frames: Optional[int] = None) -> list[np.ndarray]:
     """The frames of a video file as ``H × W × 3`` uint8 arrays (PyAV), resized to ``size`` = (width, height) with
     area averaging when given."""

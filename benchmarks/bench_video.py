@@ -12,7 +12,10 @@ both modes; fast mode ≥ 2 frames/s at 360p on a 2-core CPU (decode, flow, netw
 peak RSS of a 10 s and a 60 s clip within 10 %. The clip is nstedu.clips' synthetic pan/zoom/moving-object clip.
 
 Usage: python benchmarks/bench_video.py [--quick] [--part quality|speed|memory|all] [--threads N]
-``--quick``: tiny clips and few steps, nothing written to RESULTS.md (a smoke test).
+       python benchmarks/bench_video.py --real [fast|optimization|speed|all]     # real footage (issue 25)
+``--quick``: tiny clips and few steps, nothing written to RESULTS.md (a smoke test). ``--real``: the same comparison
+on the shipped real clips, scored also with an independent warping error (Farnebäck flow; ``_video_real.py``,
+``_warping.py``); each part writes its own section ``bench_video real PART (cpu)``.
 """
 from __future__ import annotations
 
@@ -101,9 +104,13 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="tiny smoke run, nothing written to RESULTS.md")
     ap.add_argument("--part", choices=("quality", "speed", "memory", "all"), default="all")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--real", nargs="?", const="all", choices=("fast", "optimization", "speed", "all"),
+                    help="real footage instead of the synthetic clip (default part: all)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.real:
+        return real(args)
     q = args.quick
     load0 = os.getloadavg()[0]
     sections = [f"Synthetic clip (nstedu.clips: pan, zoom, moving disc), style starry_night, CPU, "
@@ -166,6 +173,25 @@ def main(argv=None):
     print(text)
     if not q:  # one section per part, so a part can be measured again on its own (e.g. speed on a quiet machine)
         write_section(f"bench_video {args.part} (cpu)", text)
+    return 0
+
+
+def real(args) -> int:
+    import _video_real
+
+    for part in _video_real.PARTS if args.real == "all" else (args.real,):
+        head = (f"Real footage (`nstedu.clips.real_clip()` / `real_clip_with_cut()`: OpenCV's tutorial videos, 320×240, "
+                f"30 frames/s; `nstedu/data/SOURCES.md`), style starry_night, CPU, {torch.get_num_threads()} torch "
+                f"threads, load average {os.getloadavg()[0]:.1f} at the start (2 cores, shared). *Independent* warping "
+                "error: `benchmarks/_warping.py` (Farnebäck flow on the original frames, cv2.remap, forward-backward "
+                "mask, pixels in [0, 1], cut pair left out); *own*: `nstedu.flow.warping_error` (DIS flow, the "
+                "engine's mask) as `stylize_video(measure=True)` reports it; *change ratio*: the output's mean "
+                "frame-to-frame change over the footage's (flow-free; lower = steadier).")
+        with tempfile.TemporaryDirectory() as tmp:
+            text = head + "\n\n" + _video_real.run(part, args.quick, Path(tmp))
+        print(text)
+        if not args.quick:
+            write_section(f"bench_video real {part} (cpu)", text)
     return 0
 
 

@@ -76,3 +76,32 @@ def test_tensors_uint8_and_float_frames_give_the_same_score(scene):
     assert ten.mean == pytest.approx(u8.mean, rel=1e-4, abs=1e-7)
     with pytest.raises(ValueError, match="2 original frames but 1"):
         WE.warping_error(originals, as_u8[:1])
+
+
+def test_change_ratio_is_the_outputs_frame_change_over_the_inputs(scene):
+    texture, painting, rng = scene
+    originals = [window(texture, t) for t in range(3)]
+    assert WE.change_ratio(originals, originals) == pytest.approx(1.0)
+    assert WE.change_ratio(originals, [originals[0]] * 3) == 0.0                  # a still picture does not change
+    doubled = [0.5 + 2 * (x - 0.5) for x in originals]                               # twice the contrast, clipped
+    assert 1.5 < WE.change_ratio(originals, doubled) <= 2.0
+    jump = originals[:2] + [rng.random((H, W, 3)).astype(np.float32)]               # a cut before frame 2
+    assert WE.change_ratio(originals, jump) > 1.5 and WE.change_ratio(originals, jump, cuts=[2]) == pytest.approx(1.0)
+
+
+def test_the_real_footage_report_leaves_the_cut_out_and_judges_against_the_targets():
+    from types import SimpleNamespace
+
+    import _video_real as R
+
+    run = SimpleNamespace(warping_errors=[0.1, 0.9, 0.3], frames=4, warping_error=13 / 30)
+    assert R.own_error(run, cuts=[2]) == pytest.approx(0.2)                 # pairs (0,1) and (2,3); (1,2) is the cut
+    assert R.own_error(SimpleNamespace(warping_errors=[0.1, 0.3], frames=4, warping_error=0.2), [2]) == 0.2  # skipped
+    row = dict(frames=8, size=(128, 96), first=30.0, after=5.0, fps=0.2)
+    rows = {"independent": dict(row, ind=WE.WarpingError(0.010, coverage=0.9), own=0.008, change=3.0, style=0.100),
+            "temporal": dict(row, ind=WE.WarpingError(0.0015, coverage=0.9), own=0.0004, change=1.5, style=0.108)}
+    text = R.table("t", rows, 0.80, seconds_target=6)
+    assert "**85 % lower** (own measure: 95 % lower)" in text and "+8.0% → target (≥ 80 % lower" in text
+    assert "met. The independent mask kept 90 %" in text and "5.0 s per frame after the first → target (≤ 6 s) met" in text
+    rows["temporal"]["style"] = 0.115                                       # +15 % style distance: not met
+    assert "+15.0% → target (≥ 80 % lower at a style distance ≤ +10 %) NOT met" in R.table("t", rows, 0.80)
