@@ -117,7 +117,7 @@ def cut_note(rows: dict, cut: int) -> str:
     ind, tmp = rows["independent"]["outputs"], rows["temporal"]["outputs"]
     gap = [float(np.abs(tmp[k].astype(np.float32) - ind[k].astype(np.float32)).mean()) / 255 for k in (0, cut, cut + 1)]
     verdict = ("started afresh at the cut, as on a first frame" if gap[1] <= 0.002 else
-               "carried the previous shot's strokes across the cut (no cut detection)")
+               f"did not start afresh: it blended the previous shot, warped, into frame {cut} (the cut was not detected)")
     return (f"The cut pair (frames {cut - 1}→{cut}) is left out of every warping error above. Temporal vs independent "
             f"output, mean |difference| (0–1): {gap[0]:.3f} at frame 0, **{gap[1]:.3f} at frame {cut}** (the first after "
             f"the cut), {gap[2]:.3f} at frame {cut + 1} → the temporal run {verdict}.\n")
