@@ -18,7 +18,6 @@ frame of a shot.
 """
 from __future__ import annotations
 
-import inspect
 import time
 from pathlib import Path
 
@@ -56,7 +55,8 @@ def own_error(result, cuts) -> float:
 def compare(clip, mode_kwargs: dict, workdir: Path, *, size=None, max_frames=None, cuts=(), every=1,
             verbose=False) -> dict:
     """Independent vs temporal on ``clip``: {label: row dict}, the stylized frames kept (uint8, as written);
-    ``verbose``: print each frame's time as it is done."""
+    ``verbose``: print each frame's time as it is done. The engine runs with its defaults (``cuts="auto"``: it
+    must find a cut itself; ``cuts`` here only tells the *measures* which pair to leave out)."""
     rows, dist = {}, None
     for label, extra in (("independent", {"independent": True}), ("temporal", {})):
         outs, stamps = [], []
@@ -67,9 +67,6 @@ def compare(clip, mode_kwargs: dict, workdir: Path, *, size=None, max_frames=Non
             if verbose:
                 print(f"    {label} frame {i}: {stamps[-1] - (stamps[-2] if len(stamps) > 1 else t0):.1f} s", flush=True)
 
-        if cuts and label == "temporal" and "cuts" in inspect.signature(stylize_video).parameters:
-            extra = dict(extra, cuts=list(cuts))  # the engine is told where the shots change, when it can be
-        # TODO(issue 25): without a `cuts=` option the engine's own scene-cut detection (if any) must find the cut
         t0 = time.perf_counter()
         r = stylize_video(clip, workdir / f"{label}.mp4", size=size, max_frames=max_frames, measure=True,
                           progress=False, on_frame=keep, **mode_kwargs, **extra)
@@ -77,7 +74,7 @@ def compare(clip, mode_kwargs: dict, workdir: Path, *, size=None, max_frames=Non
         originals = WE.read_frames(clip, (w, h), len(outs))
         dist = dist or StyleDistance("starry_night", max(w, h))
         ind = WE.warping_error(originals, outs, cuts)
-        rows[label] = dict(frames=len(outs), size=(w, h), ind=ind, own=own_error(r, cuts),
+        rows[label] = dict(frames=len(outs), size=(w, h), ind=ind, own=own_error(r, cuts), found=[c[0] for c in r.cuts],
                            change=WE.change_ratio(originals, outs, cuts),
                            style=float(np.mean([dist(_tensor(o)) for o in outs[::every]])),
                            first=stamps[0] - t0, after=(stamps[-1] - stamps[0]) / max(1, len(stamps) - 1),
@@ -103,7 +100,8 @@ def table(title: str, rows: dict, reduction_target: float, seconds_target=None) 
     lines.append(f"\nTemporal vs independent: independent warping error **{100 * cut_ind:.0f} % lower** (own measure: "
                  f"{100 * cut_own:.0f} % lower), change ratio {i['change']:.2f} → {t['change']:.2f}, style distance "
                  f"{sd:+.1%} → target (≥ {100 * reduction_target:.0f} % lower at a style distance ≤ +10 %) "
-                 f"{'met' if ok else 'NOT met'}. The independent mask kept {100 * t['ind'].coverage:.0f} % of the pixels.")
+                 f"{'met' if ok else 'NOT met'}. The independent mask kept {100 * t['ind'].coverage:.0f} % of the pixels. "
+                 f"Cuts the engine detected (cuts=\"auto\"): {t['found'] or 'none'}.")
     if seconds_target is not None:
         met = t["after"] <= seconds_target
         lines.append(f"Temporal run: {t['after']:.1f} s per frame after the first → target (≤ {seconds_target:g} s) "

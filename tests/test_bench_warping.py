@@ -97,11 +97,12 @@ def test_the_real_footage_report_leaves_the_cut_out_and_judges_against_the_targe
     run = SimpleNamespace(warping_errors=[0.1, 0.9, 0.3], frames=4, warping_error=13 / 30)
     assert R.own_error(run, cuts=[2]) == pytest.approx(0.2)                 # pairs (0,1) and (2,3); (1,2) is the cut
     assert R.own_error(SimpleNamespace(warping_errors=[0.1, 0.3], frames=4, warping_error=0.2), [2]) == 0.2  # skipped
-    row = dict(frames=8, size=(128, 96), first=30.0, after=5.0, fps=0.2)
+    row = dict(frames=8, size=(128, 96), first=30.0, after=5.0, fps=0.2, found=[])
     rows = {"independent": dict(row, ind=WE.WarpingError(0.010, coverage=0.9), own=0.008, change=3.0, style=0.100),
             "temporal": dict(row, ind=WE.WarpingError(0.0015, coverage=0.9), own=0.0004, change=1.5, style=0.108)}
     text = R.table("t", rows, 0.80, seconds_target=6)
     assert "**85 % lower** (own measure: 95 % lower)" in text and "+8.0% → target (≥ 80 % lower" in text
-    assert "met. The independent mask kept 90 %" in text and "5.0 s per frame after the first → target (≤ 6 s) met" in text
+    assert "met. The independent mask kept 90 % of the pixels. Cuts the engine detected (cuts=\"auto\"): none." in text
+    assert "5.0 s per frame after the first → target (≤ 6 s) met" in text
     rows["temporal"]["style"] = 0.115                                       # +15 % style distance: not met
     assert "+15.0% → target (≥ 80 % lower at a style distance ≤ +10 %) NOT met" in R.table("t", rows, 0.80)
