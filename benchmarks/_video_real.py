@@ -10,6 +10,9 @@
 * **style distance**: as in the synthetic sections (:class:`bench_video.StyleDistance`);
 * time: seconds per frame after the first (the first includes loading the network / VGG and the style targets).
 
+The engine runs with its defaults (``cuts="auto"``: on the clip with a cut it must find the cut itself; the report
+names the cuts it found, and says whether the temporal run started afresh there).
+
 Parts: ``fast`` (both fast models on the real clip, ``starry_night_cpu`` on the clip with a cut),
 ``optimization`` (128 px, 100 L-BFGS evaluations per frame), ``speed`` (the small model at 640×360: the real clip
 cropped to 16:9 and upscaled ×2). Targets (issue 25): fast ≥ 60 % lower warping error at a style distance ≤ +10 %,
