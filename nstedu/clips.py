@@ -8,8 +8,8 @@ object), and two short *real* clips shipped with the package.
     path, cut = real_clip_with_cut()   # 40 real frames, two shots: frame ``cut`` (20) is the first after the cut
 
 The synthetic clips (used by the tests, notebook 09 and ``benchmarks/bench_video.py``) have known, repeatable
-motion, nothing is downloaded, and every frame is made only when asked for (a 60 s
-clip never sits in memory). It also flatters flicker measures: real footage has motion blur, noise, lighting
+motion, nothing is downloaded, and every frame is made only when asked for (a 60 s clip never sits in memory).
+Synthetic motion also flatters flicker measures: real footage has motion blur, noise, lighting
 changes, hands and scene cuts, so ``benchmarks/bench_video.py --real`` measures on the real clips too. The real
 clips are frames of OpenCV's tutorial videos (Apache-2.0 AND BSD-3-Clause; ``nstedu/data/SOURCES.md``; rebuilt by
 ``tools/make_real_clips.py``).
