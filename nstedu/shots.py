@@ -11,9 +11,11 @@ therefore stylizes the first frame of each shot as a first frame. A pair of cons
   histograms (8 bins per channel, 0 = the same colours, 1 = none in common) is above :data:`HISTOGRAM`;
 * or the flow explains almost nothing at all (share above :data:`UNRELIABLE_ALONE`), whatever the colours.
 
-Measured on real footage (OpenCV's sample clips, 320 px wide; ``benchmarks/bench_video.py --real``): inside a shot
-at most 19 % of the pixels fail the mask (99th percentile 14 %) and the histogram distance stays below 0.02, while
-the four hard cuts of the trailer fail 92–99 % of the pixels. Their histogram distances are only 0.14–0.44: three
+Measured on real footage, 320 px wide: OpenCV's sample videos ``Megamind.avi`` (a 270-frame animated trailer with
+four hard cuts) and ``vtest.avi`` (795 frames of street CCTV) from Debian's ``opencv-doc`` package (not shipped;
+``benchmarks/bench_video.py --real`` checks the shipped clip with a cut). Inside a shot at most 19 % of the pixels
+fail the mask (99th percentile 14 %) and the histogram distance stays below 0.02, while the four hard cuts of the
+trailer fail 92–99 % of the pixels. Their histogram distances are only 0.14–0.44: three
 are shot/reverse-shot cuts in the same room and light, so colour alone would miss them; each threshold sits well
 between the two groups. (Where the flow loses more than 80 % of a frame inside a shot, say a whip pan, restarting is
 right too: nothing reliable is left to carry.)
