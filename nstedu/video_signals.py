@@ -54,13 +54,7 @@ def stop_signals() -> Iterator[list]:
     try:
         yield received
     finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-        again = next((sig for sig in received if sig in STOP_SIGNALS and sig in saved), None)
-        if again is not None:   # the files are written: now end as the sender asked (by default, the process)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            signal.raise_signal(again)
+        _restore(saved, [sig for sig in received if sig in saved])
 
 
 @contextlib.contextmanager
@@ -82,8 +76,16 @@ def shielded() -> Iterator[list]:
     try:
         yield held
     finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-        again = next((sig for sig in held if sig in STOP_SIGNALS), None)
-        if again is not None:
-            signal.raise_signal(again)
+        _restore(saved, held)
+
+
+def _restore(saved: dict, received: list) -> None:
+    """Put the ``saved`` handlers back; then raise again the first SIGTERM/SIGHUP of ``received``: the files are
+    written, so the process now ends as the sender asked (by default)."""
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+    again = next((sig for sig in received if sig in STOP_SIGNALS), None)
+    if again is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.raise_signal(again)
