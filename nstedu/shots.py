@@ -81,22 +81,18 @@ class ShotBoundaries:
     """Decides frame by frame whether frame ``i`` starts a new shot, and keeps what it found.
 
     ``ShotBoundaries("auto")(i, prev, cur, mask)`` → bool; ``found`` lists ``(i, scores)`` of every cut
-    (``scores`` None for cuts given by number)."""
+    (``scores`` None for cuts given by number; a resumed video run hands in the list it saved)."""
 
     def __init__(self, cuts: Union[str, Iterable[int], None] = "auto"):
         self.spec = parse_cuts(cuts)
         self.found: list = []
 
-    @property
-    def needs_mask(self) -> bool:
-        return self.spec == "auto"
-
     def __call__(self, i: int, prev: Optional[torch.Tensor], cur: torch.Tensor,
                  mask: Optional[torch.Tensor]) -> bool:
         if i == 0 or prev is None:
             return False   # the first frame (of the clip or of a resumed run's state) needs no decision
-        if self.spec == "none":
-            return False
+        if self.spec == "none" or (self.spec == "auto" and mask is None):
+            return False   # (no mask: no flow was computed, as for independent frames; nothing carried to restart)
         if isinstance(self.spec, frozenset):
             cut, scores = i in self.spec, None
         else:

@@ -156,7 +156,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
     if done and state.get("state"):
         prev_out = torch.load(parts / state["state"], map_location="cpu", weights_only=True)
     flows = FL.FlowEstimator(flow_method, flow_preset) if (measure or not independent) else None
-    state.setdefault("cuts", [])        # the shots found so far (kept for a resumed run's report)
+    shots.found = state.setdefault("cuts", [])   # one list, saved with the progress: a resumed run reports them all
     errors, writer, seg_start, seg_t0, start_pts, last_time = [], None, 0, time.perf_counter(), None, 0.0
     frame_seconds: list = []
     seg_frames = max(1, round(segment_seconds * float(info.fps)))
@@ -215,9 +215,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
             if flows is not None and prev_in is not None:
                 bwd, fwd = flows(cur, prev_in), flows(prev_in, cur)
                 mask = FL.consistency_mask(fwd, bwd, frame=cur, prev=prev_in)
-            cut = shots(i, prev_in, cur, mask) if (mask is not None or not shots.needs_mask) else False
-            if cut:     # a new shot: nothing of the previous one is carried (or measured) across the cut
-                state["cuts"].append([i, shots.found[-1][1]])
+            if shots(i, prev_in, cur, mask):   # a new shot: nothing of the previous one is carried (or measured)
                 bwd = mask = None
             elif bwd is not None and not independent:
                 warped = FL.warp(prev_out, bwd, stylizer.warp_mode).clamp_(0, 1)
@@ -261,10 +259,9 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
     seconds = time.perf_counter() - t0
     new_frames = state["done"] - done
     where = output if stop_reason == "finished" else unfinished_to
-    shots.found = [tuple(c) for c in state["cuts"]]      # a resumed run reports the cuts of the earlier ones too
     lines = [line for line in (shots.describe(), getattr(stylizer, "summary", str)()) if line]
     at = len(notes) - (stop_reason == "interrupted")        # the "how to resume" line stays the last one
     notes[at:at] = lines
     return VideoResult(where, state["done"], total, seconds, new_frames / seconds if seconds else 0.0,
-                       sum(errors) / len(errors) if errors else None, stop_reason, mode, notes, errors, shots.found,
-                       frame_seconds)
+                       sum(errors) / len(errors) if errors else None, stop_reason, mode, notes, errors,
+                       [tuple(c) for c in shots.found], frame_seconds)
