@@ -7,13 +7,13 @@ PORT    ?= 8888
 CLASS   ?= build/classroom
 WORKERS ?= 2
 
-.PHONY: help setup lab test test-py test-nb test-slow test-browser demo bench exercises check-exercises clean \
+.PHONY: help setup lab test test-py test-nb test-lessons test-exercises test-solutions test-slow test-browser demo bench exercises check-exercises clean \
         classroom autograde references time-notebooks site site-quick test-site
 
 help:
 	@echo "make lab           set up .venv (first time) and open JupyterLab on notebooks/"
-	@echo "make test          unit tests + every notebook (quick mode) under nbval (≤ 4 min on 2 cores)"
-	@echo "make test-slow     the slow calibration tests (minutes; CI runs them)"
+	@echo "make test          unit tests + the lessons and exercises (quick mode) under nbval (≤ 4 min on 2 cores)"
+	@echo "make test-slow     the slow tests and the solutions notebooks with their hidden tests (minutes; CI runs them)"
 	@echo "make test-browser  real-browser JupyterLab test of the playground (needs chromium)"
 	@echo "make demo          stylize a bundled photo -> outputs/demo.png"
 	@echo "make bench         benchmarks -> benchmarks/RESULTS.md"
@@ -36,23 +36,33 @@ setup: $(STAMP)
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-# The two halves side by side, one torch thread each: much of either is single-threaded Python (kernels starting,
-# imports), and two 2-thread torch processes on 2 cores spin against each other (measured 10× slower).
+# Three parts, two at a time, one torch thread each: much of each is single-threaded Python (kernels starting,
+# imports), and two 2-thread torch processes on 2 cores spin against each other (measured 10× slower). The exercises
+# start when the first of the other two ends. The solutions (each hidden test starts a Python process: ~4 s of
+# `import torch` here) run in test-slow, which CI runs too.
 test: $(STAMP)
-	OMP_NUM_THREADS=1 $(MAKE) --no-print-directory -j2 --output-sync=target test-py test-nb
+	OMP_NUM_THREADS=1 $(MAKE) --no-print-directory -j2 --output-sync=target test-py test-lessons test-exercises
 
 test-py: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider tests -m "not browser and not slow and not site"
 
 test-slow: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider tests -m "slow and not browser and not site"
+	$(MAKE) --no-print-directory test-solutions
 
 # The lessons run with matplotlib's inline backend and are saved with their outputs to build/executed-quick, which
-# `make site-quick` reuses; solutions and exercises run headless (Agg).
-test-nb: $(STAMP)
+# `make site-quick` reuses; solutions and exercises run headless (Agg). test-nb: every notebook.
+test-nb: test-lessons test-solutions test-exercises
+
+test-lessons: $(STAMP)
 	rm -rf build/executed-quick
 	env -u MPLBACKEND NSTEDU_SAVE_EXECUTED=build/executed-quick $(subst MPLBACKEND=Agg ,,$(NBVAL)) -q notebooks/*.ipynb
-	$(NBVAL) -q solutions/*.ipynb exercises/*.ipynb
+
+test-solutions: $(STAMP)
+	$(NBVAL) -q solutions/*.ipynb
+
+test-exercises: $(STAMP)
+	$(NBVAL) -q exercises/*.ipynb
 
 test-browser: $(STAMP)
 	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }

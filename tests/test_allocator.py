@@ -75,6 +75,7 @@ def test_freed_buffers_are_reused_inside_and_handed_back_after():
     assert r["after"] > 0.8 * 2.5 * PAGES  # and back to glibc's usual: a freed 100 MB block goes back to the kernel
 
 
+@pytest.mark.slow   # make test's time budget; CI runs it (make test-slow)
 @counts_pages
 @pytest.mark.parametrize("args", [("0.9",), ("-", "2000000")], ids=["estimate does not fit", "2 megapixels"])
 def test_partial_mode_keeps_only_blocks_up_to_32_mib(args):
@@ -85,6 +86,7 @@ def test_partial_mode_keeps_only_blocks_up_to_32_mib(args):
     assert r["inside_20mb"] < 0.02 * PAGES / 2  # smaller ones are kept
 
 
+@pytest.mark.slow   # make test's time budget; CI runs it (make test-slow)
 @counts_pages
 def test_nstedu_malloc_system_switches_it_off():
     r = run(NSTEDU_MALLOC="system")

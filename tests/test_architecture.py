@@ -155,6 +155,7 @@ def test_importing_the_command_line_is_cheap(tmp_path):
     assert heavy_modules_after("import nstedu.cli", tmp_path) == []
 
 
+@pytest.mark.slow   # make test's time budget; CI runs it (make test-slow)
 def test_stylize_loads_only_what_it_needs(tmp_path):
     """`nstedu stylize --help` and a tiny stylize run (default Caffe weights) import no plotting, widgets,
     autograder or torchvision (whose import alone took 1.5 s)."""

@@ -94,6 +94,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow   # make test's time budget; CI runs it (make test-slow)
 def test_killed_process_resumes(tmp_path):
     """A real `nstedu batch` process killed (SIGKILL) right after its first output; the rerun finishes the rest."""
     src, out = make_catalog(tmp_path / "in", 4, bad=False), tmp_path / "out"

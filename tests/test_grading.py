@@ -55,6 +55,7 @@ def test_grade_counts_every_expected_item_and_ignores_forgery(tmp_path, capsys):
     assert checks.check_style_loss is not None and checks.check_style_loss.__name__ == "check_style_loss"
 
 
+@pytest.mark.slow   # make test's time budget; CI runs it (make test-slow)
 def test_cli_missing_function_scores_zero_and_csv_export(tmp_path, capsys):
     content_ok = ("from nstedu.losses import DEFAULT_CONTENT_LAYERS\nCONTENT_LAYER = DEFAULT_CONTENT_LAYERS[0]\n"
                   "def content_loss(features, targets):\n"
@@ -69,6 +70,7 @@ def test_cli_missing_function_scores_zero_and_csv_export(tmp_path, capsys):
         ("check_content_loss", "passed", 2.0), ("check_tv_loss", "not found", 0.0), ("q_alpha_beta", "graded by hand", 0.0)]
 
 
+@pytest.mark.slow   # make test's time budget; CI runs it (make test-slow)
 def test_cli_rejects_an_unknown_notebook_unless_told_which(tmp_path, capsys):
     path = notebook(tmp_path / "my_homework.ipynb", SETUP, GRAM_OK)
     assert checks.main(["grade", "--no-execute", str(path)]) == 2
@@ -115,6 +117,7 @@ def test_a_function_that_patches_the_grader_while_it_runs_fails():
     assert result.status == "failed" and "modified" in result.hint and "rel_error" in result.hint
 
 
+@pytest.mark.slow   # make test's time budget; CI runs it (make test-slow)
 def test_hidden_test_runs_in_a_fresh_process_that_kernel_patches_cannot_reach(tmp_path):
     script = tmp_path / "kernel.py"
     script.write_text(textwrap.dedent('''

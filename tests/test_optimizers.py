@@ -47,7 +47,7 @@ def test_same_steps_as_torch_optim(ours, theirs, kw):
     assert float(rosenbrock(a[-1])) < 0.5 * float(rosenbrock(torch.tensor([-1.2, 1.0, 0.5, -0.3])))  # it descends
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+@pytest.mark.parametrize("optimizer", ["adam", pytest.param("lbfgs", marks=pytest.mark.slow)])  # one in make test
 def test_a_whole_run_imports_no_compiler(optimizer):
     code = ("import sys, nstedu; nstedu.run_style_transfer('chelsea', 'starry_night', size=32, steps=3, "
             f"optimizer='{optimizer}', progress=False); print('torch._dynamo' in sys.modules)")

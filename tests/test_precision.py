@@ -142,6 +142,7 @@ def test_bf16_autocast_on_cpu_keeps_losses_and_gradient_close(vgg, pair):
     assert cosine > 0.97, cosine
 
 
+@pytest.mark.slow   # make test's time budget; CI runs it (make test-slow)
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
 def test_optimizing_with_the_gpu_plan_on_cpu_ends_near_fp32(vgg, pair, optimizer):
     """The whole loop with autocast + channels_last: the final loss (re-scored in fp32) within 2 % of the fp32

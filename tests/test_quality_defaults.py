@@ -103,6 +103,7 @@ def _ordering_runs(size, steps):
     return out
 
 
+@pytest.mark.slow   # make test's time budget; CI runs it (make test-slow)
 def test_ratio_ordering_on_a_tiny_pair():
     """α/β = 5e-3 keeps more of the photo than 1e-3, which keeps more than 5e-4; the style distance goes the other way."""
     q = _ordering_runs(48, 60)

@@ -196,6 +196,7 @@ def test_a_huge_size_is_refused_with_the_largest_size_that_fits(capsys, monkeypa
         __import__("nstedu").multiscale.stylize_multiscale("chelsea", "starry_night", size=4000, steps=3)
 
 
+@pytest.mark.slow   # make test's time budget; CI runs it (make test-slow)
 def test_running_out_of_memory_mid_run_names_the_size_that_fits(capsys, monkeypatch, tmp_path):
     """The estimate passed, but the device ran out during the run (another process took memory, or the estimate
     missed): one line with the size that fits in what is free and --multiscale, exit status 2, nothing written."""

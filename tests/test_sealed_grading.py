@@ -276,6 +276,7 @@ def test_a_huge_or_endless_function_fails_its_item_and_grading_goes_on(tmp_path,
 
 
 
+@pytest.mark.slow   # make test's time budget; CI runs it (make test-slow)
 def test_the_preparation_pays_the_optimizers_first_import_not_the_first_check():
     """torch.optim imports torch._dynamo on an optimizer's first step (~2 s): kernel_prepare does it, under its own
     time limit, so that the capstone's first check is not charged for it (it timed out on a slow CI machine)."""

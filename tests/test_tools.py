@@ -32,6 +32,7 @@ def _text(nb):
     return "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
 
 
+@pytest.mark.slow   # make test's time budget; CI runs it (make test-slow)
 def test_full_mode_run_writes_references_and_quick_mode_shows_where_they_are_missing(tmp_path, capsys):
     path = _notebook(tmp_path / "demo.ipynb")
     refs = tmp_path / "refs"

@@ -238,6 +238,7 @@ def test_audio_is_copied_packet_for_packet(clip, tmp_path):
     assert len(out) >= len(src) - 2 and out[:10] == src[:10]
 
 
+@pytest.mark.slow   # make test's time budget; CI runs it (make test-slow)
 def test_optimization_mode_first_frame_is_the_engine_result_and_flicker_drops(clip, tmp_path):
     from nstedu import run_style_transfer
 

@@ -207,7 +207,7 @@ SLOW = pytest.mark.slow   # each case starts Python and torch (5–10 s on a bus
 
 @pytest.mark.parametrize("how, signals, code", [
     pytest.param("api", ["SIGTERM"], -signal.SIGTERM, id="SIGTERM"),
-    pytest.param("api", ["SIGHUP"], -signal.SIGHUP, id="SIGHUP"),
+    pytest.param("api", ["SIGHUP"], -signal.SIGHUP, id="SIGHUP", marks=SLOW),   # SIGTERM's handler
     pytest.param("api", ["SIGINT", "SIGINT"], 0, id="SIGINT-twice"),
     pytest.param("api", ["SIGTERM", "SIGINT"], -signal.SIGTERM, id="SIGTERM-then-SIGINT", marks=SLOW),
     pytest.param("api", ["SIGINT", "SIGTERM"], -signal.SIGTERM, id="SIGINT-then-SIGTERM", marks=SLOW),
