@@ -290,3 +290,26 @@ def test_the_preparation_pays_the_optimizers_first_import_not_the_first_check():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "True"]     # only where a check steps an optimizer: the others skip the 2 s
     assert OPTIMIZER_EXERCISES <= set(CHECKS)
+
+
+def test_the_sandboxed_kernel_is_killed_at_once(monkeypatch):
+    """A graceful exit of a kernel that imported torch spends 1.5–2.7 s tearing it down, per submission, in a
+    sandbox that is thrown away anyway: the sandboxed kernel manager always shuts its kernel down at once."""
+    import asyncio
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    seen = []
+
+    async def shutdown(self, now=False, restart=False):
+        seen.append(now)
+
+    monkeypatch.setenv(sandbox.UNSAFE_ENV, "1")
+    monkeypatch.setattr(AsyncKernelManager, "shutdown_kernel", shutdown)
+    km = sandbox.kernel_manager_class()(kernel_name="python3")
+    try:
+        asyncio.run(km.shutdown_kernel())
+        asyncio.run(km.shutdown_kernel(now=False))
+    finally:
+        sandbox.shutil.rmtree(km._private, ignore_errors=True)
+    assert seen == [True, True]
