@@ -357,6 +357,23 @@ def test_colour_matching_reference_matches_mean_and_covariance():
     expect(checks.check_match_color_histogram(lambda s, c: match_color_histogram(c, s)), "failed", "swapped")
 
 
+def test_colour_matching_without_the_clamp_is_named_on_images_of_another_size():
+    """The synthetic class's buggy student (the right recipe, no clamp) fails on a case whose style and content
+    differ in size: the hint names the clamp (the "swapped" look compared shapes that differ and crashed the check,
+    which cost a sandboxed kernel and gave no hint)."""
+    def unclamped(style, content):
+        s, c = style.reshape(3, -1).double(), content.reshape(3, -1).double()
+        eye = torch.eye(3, dtype=torch.float64) * 1e-5
+        vals_s, vecs_s = torch.linalg.eigh(torch.cov(s) + eye)
+        vals_c, vecs_c = torch.linalg.eigh(torch.cov(c) + eye)
+        a = (vecs_c @ torch.diag(vals_c.sqrt()) @ vecs_c.T) @ (vecs_s @ torch.diag(vals_s.rsqrt()) @ vecs_s.T)
+        return (a @ (s - s.mean(1, keepdim=True)) + c.mean(1, keepdim=True)).reshape(style.shape).float()
+
+    result = checks.quietly(checks.check_match_color_histogram, unclamped, seed=1)   # (seed 0 stays in range)
+    expect(result, "failed", "clamp the result")
+    assert result.passed >= 1                     # the first case (same sizes, in range) passed: the crash came later
+
+
 def cholesky_solve_regularized(style, content):
     """The instructor's case: Cholesky factors of the covariances + 1e-5·I (as notebook 11 says to regularize),
     whitening by a triangular solve."""
