@@ -357,6 +357,23 @@ def test_colour_matching_reference_matches_mean_and_covariance():
     expect(checks.check_match_color_histogram(lambda s, c: match_color_histogram(c, s)), "failed", "swapped")
 
 
+def test_colour_matching_without_the_clamp_is_named_on_images_of_another_size():
+    """The synthetic class's buggy student (the right recipe, no clamp) fails on a case whose style and content
+    differ in size: the hint names the clamp (the "swapped" look compared shapes that differ and crashed the check,
+    which cost a sandboxed kernel and gave no hint)."""
+    def unclamped(style, content):
+        s, c = style.reshape(3, -1).double(), content.reshape(3, -1).double()
+        eye = torch.eye(3, dtype=torch.float64) * 1e-5
+        vals_s, vecs_s = torch.linalg.eigh(torch.cov(s) + eye)
+        vals_c, vecs_c = torch.linalg.eigh(torch.cov(c) + eye)
+        a = (vecs_c @ torch.diag(vals_c.sqrt()) @ vecs_c.T) @ (vecs_s @ torch.diag(vals_s.rsqrt()) @ vecs_s.T)
+        return (a @ (s - s.mean(1, keepdim=True)) + c.mean(1, keepdim=True)).reshape(style.shape).float()
+
+    result = checks.quietly(checks.check_match_color_histogram, unclamped, seed=1)   # (seed 0 stays in range)
+    expect(result, "failed", "clamp the result")
+    assert result.passed >= 1                     # the first case (same sizes, in range) passed: the crash came later
+
+
 def cholesky_solve_regularized(style, content):
     """The instructor's case: Cholesky factors of the covariances + 1e-5·I (as notebook 11 says to regularize),
     whitening by a triangular solve."""
@@ -464,3 +481,82 @@ def test_the_graders_replays_reuse_the_engines_reference_runs(monkeypatch):
     mine.fill_(0.5)                                          # a caller's copy: the memo keeps its own
     again, _ = capstone._reference(vgg, *problem, args)
     assert len(calls) == 2 and not torch.equal(again, mine)
+
+
+# ------------------------------------- the visible runs handed to the sandboxed kernel as data (reference_runs)
+def _fake_engine(calls):
+    """A cheap stand-in for the engine's run (deterministic in its inputs), counting its calls."""
+    def run(vgg, photo, painting, start, alpha, beta, gamma, steps, lr):
+        calls.append(tuple(start.shape))
+        return (start * 0.5 + 0.25).clamp(0, 1), [float(start.sum()) + k for k in range(steps)]
+    return run
+
+
+def _as_engine(vgg, photo, painting, start, alpha, beta, gamma, steps, lr):   # a "learner" equal to the fake
+    return (start * 0.5 + 0.25).clamp(0, 1), [float(start.sum()) + k for k in range(steps)]
+
+
+def test_the_kernel_takes_the_visible_runs_and_computes_only_the_hidden_ones(tmp_path, monkeypatch):
+    """The grader computes the three visible runs once (its replays need them too) and writes them once; a kernel
+    that takes the file runs the engine only for the hidden inputs, never for the visible ones."""
+    from nstedu.checks import reference_runs as R
+
+    calls = []
+    monkeypatch.setattr(C, "reference_run", _fake_engine(calls))
+    monkeypatch.setattr(C, "_REFERENCES", {})
+    monkeypatch.setattr(R, "_MADE", {})
+    exercises = ["texture_synthesis", "feature_inversion", "style_transfer", "gram_matrix"]
+    path = R.hand_in(str(tmp_path), exercises)
+    assert len(calls) == 3 and R.hand_in(str(tmp_path), exercises) == path and len(calls) == 3   # once per worker
+    assert R.hand_in(str(tmp_path), ["gram_matrix"]) is None
+    graders = dict(C._REFERENCES)
+
+    monkeypatch.setattr(C, "_REFERENCES", {})         # the kernel: a process of its own, an empty memo
+    assert R.take(path) == 3 and len(calls) == 3
+    assert {k: (v[0].tolist(), v[1]) for k, v in C._REFERENCES.items()} == \
+           {k: (v[0].tolist(), v[1]) for k, v in graders.items()}      # what was handed = what the grader computed
+    for check in (C.check_texture_synthesis, C.check_feature_inversion, C.check_style_transfer):
+        assert checks.quietly(check, _as_engine).status == "passed"
+    assert len(calls) == 3                            # the visible runs: none computed in the kernel
+    assert checks.quietly(C.check_texture_synthesis, _as_engine, seed=1).status == "passed"
+    assert len(calls) == 4                            # the hidden inputs: computed there, after the learner's run
+
+
+def test_only_the_visible_runs_are_taken_and_a_changed_file_is_written_again(tmp_path, monkeypatch):
+    """A hidden seed's run in the file is never taken (the kernel computes those after the learner's function has
+    returned); a file that is not the grader's is replaced before the next kernel reads it."""
+    from nstedu.checks import reference_runs as R
+
+    monkeypatch.setattr(C, "reference_run", _fake_engine([]))
+    monkeypatch.setattr(C, "_REFERENCES", {})
+    monkeypatch.setattr(R, "_MADE", {})
+    photo, painting, start, args = C.check_inputs("texture", 1)
+    torch.save([{"task": "texture", "seed": 1, "image": start, "losses": [1.0] * args["steps"]},
+                {"task": "texture", "seed": 0, "image": torch.zeros(1, 3, 2, 2), "losses": [1.0] * args["steps"]},
+                {"task": "texture", "seed": 0, "image": start, "losses": ["1"] * args["steps"]}], tmp_path / "f.pt")
+    assert R.take(str(tmp_path / "f.pt")) == 0 and C._REFERENCES == {}
+    (tmp_path / "x.pt").write_bytes(b"not a torch file")
+    assert R.take(str(tmp_path / "x.pt")) == 0
+    path = R.hand_in(str(tmp_path), ["texture_synthesis"])
+    with open(path, "wb") as f:
+        f.write(b"forged")
+    assert R.hand_in(str(tmp_path), ["texture_synthesis"]) == path
+    with open(path, "rb") as f:
+        assert f.read() == R.capstone_references(["texture"])
+
+
+@pytest.mark.slow  # the engine's first Adam step in this process (imports torch._dynamo): make test-slow (CI)
+def test_the_handed_run_is_the_engines_run(tmp_path, monkeypatch, vgg):
+    """With the real engine: the visible texture run a kernel takes from the file is the engine's run on the
+    check's inputs (read back as data, weights_only)."""
+    from nstedu.checks import reference_runs as R
+
+    monkeypatch.setattr(C, "_REFERENCES", {})
+    monkeypatch.setattr(R, "_MADE", {})
+    path = R.hand_in(str(tmp_path), ["texture_synthesis"])
+    monkeypatch.setattr(C, "_REFERENCES", {})
+    assert R.take(path) == 1
+    photo, painting, start, args = C.check_inputs("texture", 0)
+    (image, losses), = C._REFERENCES.values()
+    engine, engine_losses = C.reference_run(vgg, photo, painting, start, **args)
+    assert torch.equal(image, engine) and losses == engine_losses

@@ -291,3 +291,80 @@ def test_the_preparation_pays_the_optimizers_first_import_not_the_first_check():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "True"]     # only where a check steps an optimizer: the others skip the 2 s
     assert OPTIMIZER_EXERCISES <= set(CHECKS)
+
+
+# ------------------------------------------------------------- what the grader hands the kernel, and its end
+def test_a_forged_reference_in_the_kernel_does_not_change_the_verdict(monkeypatch):
+    """The kernel's capstone memo filled with a forged engine run (what a learner could do to their own kernel):
+    the kernel's run passes a wrong function, the grader's replay, with its own memo, fails it."""
+    from nstedu.checks import capstone
+
+    def wrong(vgg, photo, painting, start, alpha, beta, gamma, steps, lr):
+        return start.clone(), [1.0] * steps
+
+    monkeypatch.setattr(capstone, "_REFERENCES", {})
+    for seed in SEEDS:
+        photo, painting, start, args = capstone.check_inputs("texture", seed)
+        capstone.remember(photo, painting, start, args, start, [1.0] * args["steps"])   # forged
+    runs = _through_json(record_runs("texture_synthesis", wrong, SEEDS))
+    assert [r["status"] for r in runs] == ["passed", "passed"]                 # fooled: its own run only
+    calls = []
+
+    def engine(vgg, photo, painting, start, alpha, beta, gamma, steps, lr):   # a cheap stand-in of the engine
+        calls.append(1)
+        return (start * 0.5 + 0.25).clamp(0, 1), [float(start.sum()) + k for k in range(steps)]
+
+    monkeypatch.setattr(capstone, "reference_run", engine)
+    monkeypatch.setattr(capstone, "_REFERENCES", {})                           # the grader's process: its own runs
+    result = verify("texture_synthesis", runs, SEEDS)
+    assert result.status == "failed" and "could not confirm" in result.hint and calls == [1]
+
+
+def test_the_handover_folder_is_read_only_in_the_sandbox_command(tmp_path):
+    cmd = sandbox.bwrap_command(["python"], str(tmp_path / "private"), None)
+    folder = sandbox.handover_folder()
+    at = cmd.index(folder)
+    assert cmd[at - 1:at + 2] == ["--ro-bind", folder, folder] and at > cmd.index(str(tmp_path / "private"))
+    assert at < cmd.index("--")
+
+
+@pytest.mark.skipif(not sandbox.shutil.which("bwrap"), reason="bubblewrap is not installed")
+def test_a_sealed_process_reads_the_handover_but_cannot_write_it(tmp_path):
+    import subprocess
+    import sys
+
+    if sandbox.sandbox_problem():
+        pytest.skip(sandbox.sandbox_problem())
+    path = Path(sandbox.handover_folder()) / "probe.txt"
+    path.write_text("from the grader")
+    code = ("import sys\np = sys.argv[1]\nprint(open(p).read())\ntry:\n    open(p, 'w').write('forged')\n"
+            "except OSError as e:\n    print('refused', e.errno)\n")
+    (tmp_path / "private").mkdir()
+    out = subprocess.run(sandbox.bwrap_command([sys.executable, "-I", "-S", "-c", code, str(path)],
+                                               str(tmp_path / "private"), None), capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.split("\n")[:2] == ["from the grader", "refused 30"], out.stderr     # EROFS
+    assert path.read_text() == "from the grader"
+
+
+def test_the_sandboxed_kernel_is_killed_at_once(monkeypatch):
+    """A graceful exit of a kernel that imported torch spends 1.5–2.7 s tearing it down, per submission, in a
+    sandbox that is thrown away anyway: the sandboxed kernel manager always shuts its kernel down at once."""
+    import asyncio
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    seen = []
+
+    async def shutdown(self, now=False, restart=False):
+        seen.append(now)
+
+    monkeypatch.setenv(sandbox.UNSAFE_ENV, "1")
+    monkeypatch.setattr(AsyncKernelManager, "shutdown_kernel", shutdown)
+    km = sandbox.kernel_manager_class()(kernel_name="python3")
+    try:
+        asyncio.run(km.shutdown_kernel())
+        asyncio.run(km.shutdown_kernel(now=False))
+    finally:
+        sandbox.shutil.rmtree(km._private, ignore_errors=True)
+    assert seen == [True, True]

@@ -223,7 +223,8 @@ def check_match_color_histogram(match: Callable, trials: int = 4, seed: int = 0)
         for image, hint in _colour_mistakes(style, content):
             if near(image):
                 return hint
-        if near(match_color_histogram(content, style)):
+        swapped = match_color_histogram(content, style)     # the content's shape: comparable when the two agree
+        if swapped.shape == out.shape and near(swapped):
             return "swapped: recolour the *style* image with the *content* photo's statistics"
         if float(out.min()) < 0 or float(out.max()) > 1:
             return "clamp the result to [0, 1]"

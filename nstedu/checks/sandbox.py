@@ -9,6 +9,8 @@ learner's notebook and checks only in a kernel started by :class:`SandboxedKerne
   ``NSTEDU_SANDBOX_HIDE`` are replaced by empty folders; the submission's own folder stays visible, read-only;
 * the kernel talks to the grader over Unix sockets in a private folder (ZeroMQ ``ipc``), so it needs no network,
   and no other kernel's connection file is visible;
+* data the grader hands to every kernel (the capstone's reference runs on the visible inputs) lies in a folder of
+  the grader's that the sandbox mounts read-only (:func:`handover_folder`);
 * a memory limit (``NSTEDU_CHECK_MEMORY_GB``, default 4: the data segment, where tensors live) and, per check,
   a time limit (``NSTEDU_CHECK_TIMEOUT``, default 60 s, enforced by the grader: :mod:`nstedu.checks.session`).
 
@@ -18,6 +20,7 @@ Where bubblewrap cannot run, grading refuses with one line (:func:`require_sandb
 from __future__ import annotations
 
 import functools
+import multiprocessing.util
 import os
 import shutil
 import subprocess
@@ -145,6 +148,16 @@ def _warm_caches() -> tuple[str, str]:
     return matplotlib.get_configdir(), str(cache_dir())
 
 
+@functools.lru_cache(maxsize=1)
+def handover_folder() -> str:
+    """A folder of this grading process that every sandbox it starts sees **read-only**, at the same path: data the
+    grader hands to the kernels (:mod:`nstedu.checks.reference_runs`). Removed when the process ends."""
+    path = tempfile.mkdtemp(prefix="nstedu-handover-")
+    # removed at exit, also in a process pool's worker (which leaves with os._exit: no atexit there)
+    multiprocessing.util.Finalize(None, shutil.rmtree, args=(path, True), exitpriority=0)
+    return path
+
+
 _LIMITER = ("import os, resource, sys; n = int(sys.argv[1]); resource.setrlimit(resource.RLIMIT_DATA, (n, n)); "
             "os.execv(sys.argv[2], sys.argv[2:])")
 
@@ -159,6 +172,7 @@ def bwrap_command(cmd: list[str], private: str, cwd: str | None) -> list[str]:
         where = str(Path(cwd).resolve())
         args += ["--ro-bind", where, where, "--chdir", where]
     args += ["--bind", private, private]      # after the folder above: it may lie inside it
+    args += ["--ro-bind", handover_folder(), handover_folder()]
     home = os.path.join(private, "home")
     os.makedirs(home, exist_ok=True)
     mpl, weights = _warm_caches()
@@ -196,6 +210,11 @@ def kernel_manager_class():
             if self.sealed:
                 cmd = bwrap_command(list(cmd), self._private, kw.get("cwd"))
             return cmd, kw
+
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+            """Always at once (SIGKILL to the sandbox): it is thrown away, and a graceful exit of a kernel that
+            imported torch spends 1.5–2.7 s tearing down its modules (per submission)."""
+            await super().shutdown_kernel(now=True, restart=restart)
 
         async def _async_cleanup_resources(self, restart: bool = False) -> None:
             await super()._async_cleanup_resources(restart=restart)

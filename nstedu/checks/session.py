@@ -5,7 +5,8 @@ Two sides, one module:
 
 * kernel side (runs in the sandbox, :mod:`nstedu.checks.sandbox`): :func:`kernel_prepare` loads the notebook's
   *definitions* into a fresh namespace (:func:`nstedu.checks.isolate.definitions_from_cells`) and starts a
-  :class:`~nstedu.checks.reference_use.ReferenceWatch`; :func:`kernel_item` runs one check on a recorder of the
+  :class:`~nstedu.checks.reference_use.ReferenceWatch` (and takes the capstone's visible engine runs the grader
+  handed in: :mod:`nstedu.checks.reference_runs`); :func:`kernel_item` runs one check on a recorder of the
   learner's function (visible and hidden inputs) and prints the record as one tagged JSON line;
 * grader side: :func:`grade_items` sends those two calls as cells through an ``nbclient`` client whose kernel is
   sandboxed, one check at a time under the time limit (an endless loop costs one time-out: the kernel is
@@ -22,9 +23,10 @@ import time
 from .core import CheckResult, hidden_seed
 from .definitions import definitions_from_cells, safe_definitions
 from .record import dumps, record_runs, verify
+from .reference_runs import hand_in as hand_in_references, take as take_references
 from .reference_use import ReferenceWatch, static_reference_use
 from .registry import CHECKS, FUNCTION
-from .sandbox import check_timeout, memory_limit_bytes
+from .sandbox import check_timeout, handover_folder, memory_limit_bytes
 
 _CHECKS = dict(CHECKS)     # taken before any learner definition loads in this process (a class body could edit CHECKS)
 RECORD_TAG = "NSTEDU-RECORD "
@@ -38,14 +40,17 @@ OPTIMIZER_EXERCISES = frozenset({"optimization_step", "lbfgs_step", "texture_syn
                                  "style_transfer"})
 
 
-def kernel_prepare(sources_json: str, optimizers: bool = False) -> None:
+def kernel_prepare(sources_json: str, optimizers: bool = False, references: str | None = None) -> None:
     """In the sandboxed kernel: the learner's definitions in a fresh namespace, and the reference watch.
 
     With ``optimizers``, torch._dynamo is imported here, under the preparation's own time limit: torch.optim imports
     it on an optimizer's first step (about 2 s), which would otherwise count against the first such check's time
-    limit (the capstone's timed out on a slow CI machine)."""
+    limit (the capstone's timed out on a slow CI machine). ``references``: the file of the capstone's runs on the
+    visible inputs that the grader hands in (:mod:`nstedu.checks.reference_runs`), read before any learner code."""
     if optimizers:
         import torch._dynamo  # noqa: F401
+    if references:
+        take_references(references)
     _STATE["watch"] = ReferenceWatch()     # before the definitions load: it lists nstedu's own code objects
     _STATE["namespace"], _STATE["problems"] = definitions_from_cells(json.loads(sources_json), "your notebook")
 
@@ -151,8 +156,13 @@ def grade_items(client, sources: list[str], exercises, timeout: float | None = N
     seeds = [0, hidden_seed()]
     static = definitions_source(sources)
     optimizers = bool(OPTIMIZER_EXERCISES.intersection(exercises))
+    try:      # data, in a folder the sandbox reads only; a speed-up: without it the kernel computes the runs itself
+        references = hand_in_references(handover_folder(), exercises)
+    except (OSError, RuntimeError) as e:
+        client.log.warning("the capstone's reference runs were not handed to the kernel: %r", e)
+        references = None
     prepare = ("from nstedu.checks.session import kernel_prepare as _nstedu_prepare\n"
-               f"_nstedu_prepare({json.dumps(json.dumps(list(sources)))}, {optimizers})")
+               f"_nstedu_prepare({json.dumps(json.dumps(list(sources)))}, {optimizers}, {references!r})")
     _, _, ready = _run(client, prepare, max(120, limit))
     results = {}
     for exercise in exercises:
