@@ -27,7 +27,8 @@ LAYERS = [
     "nstedu.exercises", "nstedu.checks.core", "nstedu.checks.colour", "nstedu.checks.content_tv",
     "nstedu.checks.gram_style", "nstedu.checks.style_stats", "nstedu.checks.optimization", "nstedu.checks.harder", "nstedu.checks.capstone", "nstedu.checks.reference_runs",
     "nstedu.checks.manifest", "nstedu.checks.registry", "nstedu.checks.record", "nstedu.checks.reference_use",
-    "nstedu.checks.definitions", "nstedu.checks.isolate", "nstedu.checks.sandbox", "nstedu.checks.session",
+    "nstedu.checks.definitions", "nstedu.checks.isolate", "nstedu.checks.sandbox", "nstedu.checks.kernel_optim",
+    "nstedu.checks.session",
     "nstedu.checks.hidden_tests", "nstedu.checks.classroom", "nstedu.checks.autograde", "nstedu.checks.grading",
     "nstedu.checks",
     "nstedu.checks.__main__",                                                         # the course's tools
