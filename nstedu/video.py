@@ -87,11 +87,13 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
                   measure: bool = False, progress: bool = True, on_frame: Optional[Callable] = None,
                   flow_method: str = "dis", flow_preset: str = "medium", segment_seconds: float = 2.0,
                   segment_wall_seconds: float = 60.0, cuts="auto", tolerance: float = TOLERANCE,
-                  device="auto", **settings) -> VideoResult:
+                  tuned: bool = True, device="auto", **settings) -> VideoResult:
     """Stylize the video ``input`` into ``output`` (.mp4, .mov, .mkv or .webm) and return a :class:`VideoResult`.
 
     ``style`` (a path or sample name) selects the optimization mode, ``fast`` (a model file or shipped name such as
-    ``"starry_night_cpu"``) the fast mode. ``size``: longest side of the frames stylized (default: the source's in
+    ``"starry_night_cpu"``) the fast mode; ``tuned``: a shipped model's video-tuned version
+    (``starry_night_cpu_video``, trained for stability: :mod:`nstedu.fast.stability`) is used when there is one
+    (the run's notes name the model and whether it blended). ``size``: longest side of the frames stylized (default: the source's in
     fast mode; in optimization mode the engine's default, or the source's if smaller: a clip is upscaled only when
     ``size`` asks). ``settings``: any :class:`nstedu.TransferConfig` field (``steps``, ``style_weight``, …): the
     first frame of each shot gets ``steps`` evaluations, later frames stop earlier once their loss improves by less
@@ -115,7 +117,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
         unknown = sorted(settings)
         if unknown:
             raise ValueError(f"fast mode has no optimization settings; remove {unknown}")
-        stylizer, mode = FastFrames(fast, blend, device), "fast"
+        stylizer, mode = FastFrames(fast, blend, device, tuned=tuned, independent=independent), "fast"
     else:
         for s in (style if isinstance(style, (list, tuple)) else [style]):
             load_style(s, 256)  # a missing or unreadable style fails here, before the input is opened
@@ -139,7 +141,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
     notes += [note] if note else []
     if info.variable_rate:
         notes.append("note: variable frame rate: every frame keeps its timestamp, so the output's rate varies too")
-    config = {"mode": mode, "style": str(style), "fast": str(fast), "size": [width, height], "independent": independent,
+    config = {"mode": mode, "style": str(style), "fast": str(getattr(stylizer, "model", fast)), "size": [width, height], "independent": independent,
               "temporal_weight": temporal_weight, "blend": blend, "flow": [flow_method, flow_preset], "codec": codec,
               "cuts": sorted(shots.spec) if isinstance(shots.spec, frozenset) else shots.spec, "tolerance": tolerance,
               "settings": getattr(stylizer, "cfg", None) and stylizer.cfg.to_dict()}
@@ -212,6 +214,8 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
                 continue
             warped = mask = bwd = None
             frame_t0 = time.perf_counter()
+            if hasattr(stylizer, "prepare"):   # fast mode: the network runs while the flow is computed
+                stylizer.prepare(cur)
             if flows is not None and prev_in is not None:
                 bwd, fwd = flows(cur, prev_in), flows(prev_in, cur)
                 mask = FL.consistency_mask(fwd, bwd, frame=cur, prev=prev_in)
@@ -256,6 +260,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
         raise
     finally:
         bar.close()
+        getattr(stylizer, "close", lambda: None)()
     seconds = time.perf_counter() - t0
     new_frames = state["done"] - done
     where = output if stop_reason == "finished" else unfinished_to
