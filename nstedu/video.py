@@ -87,7 +87,8 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
                   measure: bool = False, progress: bool = True, on_frame: Optional[Callable] = None,
                   flow_method: str = "dis", flow_preset: str = "medium", segment_seconds: float = 2.0,
                   segment_wall_seconds: float = 60.0, cuts="auto", tolerance: float = TOLERANCE,
-                  tuned: bool = True, device="auto", **settings) -> VideoResult:
+                  tuned: bool = True, flow_size: Optional[int] = FL.FLOW_SIDE, device="auto",
+                  **settings) -> VideoResult:
     """Stylize the video ``input`` into ``output`` (.mp4, .mov, .mkv or .webm) and return a :class:`VideoResult`.
 
     ``style`` (a path or sample name) selects the optimization mode, ``fast`` (a model file or shipped name such as
@@ -100,7 +101,8 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
     than ``tolerance`` (relative, over 10 evaluations; 0 = always ``steps``). ``cuts``: ``"auto"`` (detect scene
     cuts), ``"none"``, or the frames that start a shot (:mod:`nstedu.shots`): a new shot is stylized as a first
     frame. ``independent``: no flow, no temporal term (the flickering baseline).
-    ``measure``: compute the warping error (:func:`nstedu.flow.warping_error`) of every consecutive pair.
+    ``flow_size``: the flow and its mask are computed on frames shrunk to this longest side and upsampled
+    (:class:`nstedu.flow.PairFlow`; None = full size). ``measure``: compute the warping error (:func:`nstedu.flow.warping_error`) of every consecutive pair.
     ``on_frame(index, frame, stylized)`` is called after each frame is written (tensors ``(1, 3, H, W)`` in [0, 1]).
     Checks, in order and before any work: ``output`` writable, the style/model found, ``input`` a decodable video
     whose frames fit in memory. See the module docstring for ``resume`` and what happens on Ctrl-C or a crash."""
@@ -142,7 +144,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
     if info.variable_rate:
         notes.append("note: variable frame rate: every frame keeps its timestamp, so the output's rate varies too")
     config = {"mode": mode, "style": str(style), "fast": str(getattr(stylizer, "model", fast)), "size": [width, height], "independent": independent,
-              "temporal_weight": temporal_weight, "blend": blend, "flow": [flow_method, flow_preset], "codec": codec,
+              "temporal_weight": temporal_weight, "blend": blend, "flow": [flow_method, flow_preset, flow_size], "codec": codec,
               "cuts": sorted(shots.spec) if isinstance(shots.spec, frozenset) else shots.spec, "tolerance": tolerance,
               "settings": getattr(stylizer, "cfg", None) and stylizer.cfg.to_dict()}
     parts = output.with_name(output.name + ".parts")
@@ -157,7 +159,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
     prev_in = prev_out = None
     if done and state.get("state"):
         prev_out = torch.load(parts / state["state"], map_location="cpu", weights_only=True)
-    flows = FL.FlowEstimator(flow_method, flow_preset) if (measure or not independent) else None
+    flows = FL.PairFlow(FL.FlowEstimator(flow_method, flow_preset), flow_size) if (measure or not independent) else None
     shots.found = state.setdefault("cuts", [])   # one list, saved with the progress: a resumed run reports them all
     errors, writer, seg_start, seg_t0, start_pts, last_time = [], None, 0, time.perf_counter(), None, 0.0
     frame_seconds: list = []
@@ -217,8 +219,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
             if hasattr(stylizer, "prepare"):   # fast mode: the network runs while the flow is computed
                 stylizer.prepare(cur)
             if flows is not None and prev_in is not None:
-                bwd, fwd = flows(cur, prev_in), flows(prev_in, cur)
-                mask = FL.consistency_mask(fwd, bwd, frame=cur, prev=prev_in)
+                bwd, fwd, mask = flows(cur, prev_in)
             if shots(i, prev_in, cur, mask):   # a new shot: nothing of the previous one is carried (or measured)
                 bwd = mask = None
             elif bwd is not None and not independent:
