@@ -216,7 +216,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
                 continue
             warped = mask = bwd = None
             frame_t0 = time.perf_counter()
-            if hasattr(stylizer, "prepare"):   # fast mode: the network runs while the flow is computed
+            if getattr(stylizer, "overlap", False):   # fast mode: the network runs while the flow is computed
                 stylizer.prepare(cur)
             if flows is not None and prev_in is not None:
                 bwd, fwd, mask = flows(cur, prev_in)

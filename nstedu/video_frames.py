@@ -62,6 +62,7 @@ class FastFrames:
     that it runs while the caller computes the optical flow (torch and OpenCV release the GIL)."""
 
     warp_mode = "bicubic"
+    overlap = True   # run the network in a worker thread while the flow is computed (False: one after the other)
 
     def __init__(self, model, blend: float = BLEND, device="auto", tuned: bool = True, independent: bool = False):
         if not 0.0 <= blend < 1.0:
