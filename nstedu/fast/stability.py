@@ -87,16 +87,21 @@ class SyntheticMotion:
 
     Each image of the batch gets its own shift (uniform in ±``max_shift`` px on each axis), rotation (uniform in
     ±``max_rotation`` degrees), scale (uniform in 1 ± ``max_scale``) and Gaussian noise of std ``noise`` (in [0, 1]
-    units; the moved image is clamped to [0, 1])."""
+    units; the moved image is clamped to [0, 1]). With no rotation and no scaling the shifts are whole pixels:
+    the warp then moves pixels exactly. Sub-pixel warps resample bilinearly, which blurs ``ω(f(x))`` a little,
+    and the stability term then pulls the network towards blurred, less painterly output (measured: the style
+    distance on real footage rose 26 % within 20 fine-tuning steps with 2° / 3 % / sub-pixel motion)."""
 
     max_shift: float = 4.0      # px, each axis (frame-to-frame motion of a hand-held camera at 24–30 fps)
-    max_rotation: float = 2.0  # degrees
-    max_scale: float = 0.03    # relative zoom
+    max_rotation: float = 0.0  # degrees (the issue suggested ≤ 2; see above)
+    max_scale: float = 0.0     # relative zoom (≤ 0.03 suggested)
     noise: float = 0.02        # std of the Gaussian noise, [0, 1] units
 
     def __call__(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> MotionPair:
         b, _, h, w = x.shape
         u = torch.rand(4, b, generator=generator) * 2 - 1       # four uniforms in [-1, 1) per image
+        if self.max_rotation == 0 and self.max_scale == 0:    # whole pixels: an exact warp, no resampling blur
+            u[:2] = (u[:2] * self.max_shift).round() / max(self.max_shift, 1e-12)
         theta = affine_theta(u[0] * self.max_shift, u[1] * self.max_shift, u[2] * self.max_rotation,
                              1 + u[3] * self.max_scale, h, w)
         moved = warp_affine(x, theta.to(x.device))

@@ -159,8 +159,11 @@ class FastConfig:
                                       "a randomly moved copy", WEIGHTS, metavar="λ")
     noise_weight: float = setting(0.0, "weight of Gupta et al.'s noise term mean (f(x+n) − f(x))² (0 = off)",
                                   WEIGHTS, metavar="λ")
-    motion_shift: float = setting(4.0, "synthetic motion: largest shift in px (rotation ≤ 2°, zoom ≤ 3 %)",
+    motion_shift: float = setting(4.0, "synthetic motion: largest shift in px (whole px when rotation and zoom are 0)",
                                   OPTIMIZATION, metavar="PX")
+    motion_rotation: float = setting(0.0, "synthetic motion: largest rotation in degrees", OPTIMIZATION, metavar="DEG")
+    motion_scale: float = setting(0.0, "synthetic motion: largest zoom, relative (0.03 = 3 %)", OPTIMIZATION,
+                                  metavar="X")
     motion_noise: float = setting(0.02, "synthetic motion: std of the Gaussian noise added to the moved copy, "
                                   "[0, 1] units", OPTIMIZATION, metavar="σ")
 
@@ -175,7 +178,7 @@ class FastConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         for name in ("content_weight", "style_weight", "tv_weight", "lr", "stability_weight", "noise_weight",
-                     "motion_shift", "motion_noise"):
+                     "motion_shift", "motion_noise", "motion_rotation", "motion_scale"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
                 raise ValueError(f"{name} must be a {'positive' if name == 'lr' else 'non-negative'} number, got {v!r}")
@@ -247,7 +250,8 @@ def train_fast(style: ImageLike, images=None, config: Optional[FastConfig] = Non
     net = (start_net if start_net is not None else init_net(cfg.width, cfg.res_blocks, cfg.seed)).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
-    motion = SyntheticMotion(cfg.motion_shift, noise=cfg.motion_noise) if cfg.stability_weight > 0 else None
+    motion = (SyntheticMotion(cfg.motion_shift, cfg.motion_rotation, cfg.motion_scale, cfg.motion_noise)
+              if cfg.stability_weight > 0 else None)
     extra = ("stability",) if motion is not None or cfg.noise_weight > 0 else ()
     history = LossHistory(extra=extra)
     meta = {"style": _label(style), "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}}
@@ -255,7 +259,7 @@ def train_fast(style: ImageLike, images=None, config: Optional[FastConfig] = Non
         meta["init_meta"] = start_obj.get("meta", {})
     train_keys = ("size", "style_size", "batch_size", "content_weight", "style_weight", "tv_weight", "content_layers",
                   "style_layers", "lr", "width", "res_blocks", "seed", "weights", "init_model", "stability_weight",
-                  "noise_weight", "motion_shift", "motion_noise")
+                  "noise_weight", "motion_shift", "motion_noise", "motion_rotation", "motion_scale")
     start, done_before = 0, 0.0
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if checkpoint is not None:
