@@ -48,6 +48,14 @@ def test_synthetic_motion_is_seeded_and_small():
     assert 0.6 < float(a.valid.mean()) < 1.0      # a few px at the edges leave the image, most stay
 
 
+def test_default_motion_is_whole_pixels_so_the_identity_is_perfectly_stable():
+    x = torch.rand(4, 3, 16, 20)
+    pair = SyntheticMotion(max_shift=3, noise=0.0)(x, torch.Generator().manual_seed(1))
+    shifts = pair.theta[:, :, 2] * torch.tensor([20, 16]) / 2          # normalized → px
+    assert torch.allclose(shifts, shifts.round(), atol=1e-5)
+    assert float(stability_term(x, pair.moved, pair)) == pytest.approx(0.0, abs=1e-6)
+
+
 # ------------------------------------------------------------------------------------------------ the term
 def test_stability_term_of_the_identity_under_an_integer_shift_is_zero():
     x = torch.rand(2, 3, 10, 12)
