@@ -80,7 +80,12 @@ class FastFrames:
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="nstedu-network")
-        self._pending = (frame, self._pool.submit(self.stylizer.stylize_tensor, frame))
+        threads = torch.get_num_threads()   # a new thread starts with OpenMP's default, not the caller's setting
+
+        def run():
+            torch.set_num_threads(threads)
+            return self.stylizer.stylize_tensor(frame)
+        self._pending = (frame, self._pool.submit(run))
 
     def close(self) -> None:
         if self._pool is not None:
