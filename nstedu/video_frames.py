@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Callable, Optional
 
@@ -78,7 +79,6 @@ class FastFrames:
     def prepare(self, frame: torch.Tensor) -> None:
         """Start ``network(frame)`` in the background; the next call with this ``frame`` picks it up."""
         if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="nstedu-network")
         threads = torch.get_num_threads()   # a new thread starts with OpenMP's default, not the caller's setting
 
