@@ -31,7 +31,9 @@ import torch
 import _warping as WE
 from bench_video import StyleDistance
 from nstedu import clips
+from nstedu import flow as FL
 from nstedu.video import BLEND, TEMPORAL_WEIGHT, stylize_video
+from nstedu.video_frames import FastFrames, video_model
 
 PARTS = ("fast", "optimization", "speed")
 OPT_SIZE, OPT_STEPS, OPT_FRAMES = 128, 100, 16      # optimization mode: the first half of the clip (time)
@@ -56,12 +58,13 @@ def own_error(result, cuts) -> float:
 
 
 def compare(clip, mode_kwargs: dict, workdir: Path, *, size=None, max_frames=None, cuts=(), every=1,
-            verbose=False) -> dict:
+            verbose=False, runs=(("independent", {"independent": True}), ("temporal", {}))) -> dict:
     """Independent vs temporal on ``clip``: {label: row dict}, the stylized frames kept (uint8, as written);
     ``verbose``: print each frame's time as it is done. The engine runs with its defaults (``cuts="auto"``: it
-    must find a cut itself; ``cuts`` here only tells the *measures* which pair to leave out)."""
+    must find a cut itself; ``cuts`` here only tells the *measures* which pair to leave out). ``runs``: (label,
+    extra keyword arguments) of each run; the first is the baseline the others are compared with."""
     rows, dist = {}, None
-    for label, extra in (("independent", {"independent": True}), ("temporal", {})):
+    for label, extra in runs:
         outs, stamps = [], []
 
         def keep(i, frame, out):
@@ -71,7 +74,7 @@ def compare(clip, mode_kwargs: dict, workdir: Path, *, size=None, max_frames=Non
                 print(f"    {label} frame {i}: {stamps[-1] - (stamps[-2] if len(stamps) > 1 else t0):.1f} s", flush=True)
 
         t0 = time.perf_counter()
-        r = stylize_video(clip, workdir / f"{label}.mp4", size=size, max_frames=max_frames, measure=True,
+        r = stylize_video(clip, workdir / f"run{len(rows)}.mp4", size=size, max_frames=max_frames, measure=True,
                           progress=False, on_frame=keep, **mode_kwargs, **extra)
         h, w = outs[0].shape[:2]
         originals = WE.read_frames(clip, (w, h), len(outs))
@@ -88,10 +91,18 @@ def compare(clip, mode_kwargs: dict, workdir: Path, *, size=None, max_frames=Non
     return rows
 
 
-def table(title: str, rows: dict, reduction_target: float, seconds_target=None) -> str:
-    i, t = rows["independent"], rows["temporal"]
+def _versus(name: str, i: dict, t: dict, reduction_target: float) -> str:
     cut_ind, cut_own = 1 - t["ind"].mean / i["ind"].mean, 1 - t["own"] / i["own"]
     sd = t["style"] / i["style"] - 1
+    ok = cut_ind >= reduction_target and sd <= 0.10
+    return (f"{name} vs independent: independent warping error **{100 * cut_ind:.0f} % lower** (own measure: "
+            f"{100 * cut_own:.0f} % lower), change ratio {i['change']:.2f} → {t['change']:.2f}, style distance "
+            f"{sd:+.1%} → target (≥ {100 * reduction_target:.0f} % lower at a style distance ≤ +10 %) "
+            f"{'met' if ok else 'NOT met'}.")
+
+
+def table(title: str, rows: dict, reduction_target: float, seconds_target=None) -> str:
+    i, t = rows["independent"], rows["temporal"]
     lines = [f"**{title}**\n",
              "| run | frames | warping error, independent (Farnebäck) | warping error, own (DIS) | change ratio | "
              "style distance | first frame, s | s/frame after the first | frames/s (whole run) |",
@@ -99,12 +110,13 @@ def table(title: str, rows: dict, reduction_target: float, seconds_target=None) 
     for label, r in rows.items():
         lines.append(f"| {label} | {r['frames']} at {r['size'][0]}×{r['size'][1]} | {r['ind'].mean:.5f} | {r['own']:.5f} | "
                      f"{r['change']:.2f} | {r['style']:.4f} | {r['first']:.1f} | {r['after']:.2f} | {r['fps']:.2f} |")
-    ok = cut_ind >= reduction_target and sd <= 0.10
-    lines.append(f"\nTemporal vs independent: independent warping error **{100 * cut_ind:.0f} % lower** (own measure: "
-                 f"{100 * cut_own:.0f} % lower), change ratio {i['change']:.2f} → {t['change']:.2f}, style distance "
-                 f"{sd:+.1%} → target (≥ {100 * reduction_target:.0f} % lower at a style distance ≤ +10 %) "
-                 f"{'met' if ok else 'NOT met'}. The independent mask kept {100 * t['ind'].coverage:.0f} % of the pixels. "
+    lines.append("\n" + _versus("Temporal", i, t, reduction_target) +
+                 f" The independent mask kept {100 * t['ind'].coverage:.0f} % of the pixels. "
                  f"Cuts the engine detected (cuts=\"auto\"): {t['found'] or 'none'}.")
+    for label, r in rows.items():   # further runs (e.g. a model trained for stability), each against the baseline
+        if label not in ("independent", "temporal"):
+            lines.append(_versus(label[0].upper() + label[1:], i, r, reduction_target) +
+                         (f" Cuts detected: {r['found'] or 'none'}." if "independent" not in label else ""))
     if seconds_target is not None:
         met = t["after"] <= seconds_target
         lines.append(f"Temporal run: {t['after']:.1f} s per frame after the first → target (≤ {seconds_target:g} s) "
@@ -112,14 +124,14 @@ def table(title: str, rows: dict, reduction_target: float, seconds_target=None) 
     return "\n".join(lines) + "\n"
 
 
-def cut_note(rows: dict, cut: int) -> str:
+def cut_note(rows: dict, cut: int, baseline="independent", temporal="temporal") -> str:
     """Did the temporal run start afresh at the cut? Its first frame after the cut against the independent one
     (fast mode: a first frame of a shot is the network's output alone, so the two are equal when it did)."""
-    ind, tmp = rows["independent"]["outputs"], rows["temporal"]["outputs"]
+    ind, tmp = rows[baseline]["outputs"], rows[temporal]["outputs"]
     gap = [float(np.abs(tmp[k].astype(np.float32) - ind[k].astype(np.float32)).mean()) / 255 for k in (0, cut, cut + 1)]
     verdict = ("started afresh at the cut, as on a first frame" if gap[1] <= 0.002 else
                f"did not start afresh: it blended the previous shot, warped, into frame {cut} (the cut was not detected)")
-    return (f"The cut pair (frames {cut - 1}→{cut}) is left out of every warping error above. Temporal vs independent "
+    return (f"The cut pair (frames {cut - 1}→{cut}) is left out of every warping error above. {temporal[0].upper() + temporal[1:]} vs {baseline} "
             f"output, mean |difference| (0–1): {gap[0]:.3f} at frame 0, **{gap[1]:.3f} at frame {cut}** (the first after "
             f"the cut), {gap[2]:.3f} at frame {cut + 1} → the temporal run {verdict}.\n")
 
@@ -139,16 +151,22 @@ def run(part: str, quick: bool, tmp: Path) -> str:
     if part == "fast":
         n = 4 if quick else None
         out = []
+        runs = (("independent", {"independent": True, "tuned": False}), ("temporal", {"tuned": False}),
+                ("video-tuned, independent frames", {"independent": True}), ("video-tuned + blending", {}))
         for model in (("starry_night_cpu",) if quick else ("starry_night_cpu", "starry_night")):
             print(f"fast mode ({model}) on the real clip", flush=True)
-            rows = compare(clip, dict(fast=model), tmp, max_frames=n, every=2)
-            out.append(table(f"Fast mode, {model}, real clip (blend {BLEND}; style distance on one frame in 2)", rows, 0.60))
+            rows = compare(clip, dict(fast=model), tmp, max_frames=n, every=2, runs=runs)
+            out.append(table(f"Fast mode, {model}, real clip (blend {BLEND}; *video-tuned*: {video_model(model)}, "
+                             f"fine-tuned for stability, `nstedu/models/README.md`; style distance on one frame in 2)",
+                             rows, 0.60))
         cut_clip, cut = clips.real_clip_with_cut()
         print("fast mode (starry_night_cpu) on the real clip with a cut", flush=True)
         rows = compare(cut_clip, dict(fast="starry_night_cpu"), tmp, max_frames=(cut + 3) if quick else None,
-                       cuts=[cut], every=2)
-        out.append(table(f"Fast mode, starry_night_cpu, real clip with a hard cut before frame {cut}", rows, 0.60))
+                       cuts=[cut], every=2, runs=runs)
+        out.append(table(f"Fast mode, starry_night_cpu, real clip with a hard cut before frame {cut} (video-tuned: "
+                         f"{video_model('starry_night_cpu')})", rows, 0.60))
         out.append(cut_note(rows, cut))
+        out.append(cut_note(rows, cut, "video-tuned, independent frames", "video-tuned + blending"))
         return "\n".join(out)
     if part == "optimization":
         size, steps, n = (64, 5, 3) if quick else (OPT_SIZE, OPT_STEPS, OPT_FRAMES)
@@ -160,18 +178,36 @@ def run(part: str, quick: bool, tmp: Path) -> str:
                      f"weight {TEMPORAL_WEIGHT:g}", rows, 0.80, seconds_target=6)
     path, w, h = speed_clip(tmp / "speed.mp4", quick)
     lines = ["**Fast mode speed on real frames** (the real clip cropped to 16:9 and upscaled ×2; whole pipeline: decode, "
-             "DIS flow both ways, scene-cut check, network, blending, H.264 encode, join; the engine's defaults)\n",
+             "DIS flow both ways, scene-cut check, network, blending, H.264 encode, join; the engine's defaults). "
+             "*Before*: the pipeline one step after the other, flow and mask at full size (`flow_size=None`, "
+             "`FastFrames.overlap = False`); *after*: the network in a worker thread while the flow is computed, flow "
+             "and mask at 320 px, upsampled (the defaults); the histogram of the cut check computed once per frame in "
+             "both. All rows measured in this one run, one after the other.\n",
              "| model | clip | frames | frames/s, whole run (model loading included) | frames/s after the first frame | target |",
              "|---|---|---|---|---|---|"]
     synthetic = clips.make_synthetic_clip(tmp / "synthetic.mp4", frames=4 if quick else 32, width=w, height=h, fps=30)
-    for model, source, name in (("starry_night_cpu", path, "real"), ("starry_night", path, "real"),
-                                ("starry_night_cpu", synthetic, "synthetic (same run, for comparison)")):
+    threads = torch.get_num_threads()
+    plan = [("starry_night_cpu", path, "real", "before", threads), ("starry_night_cpu", path, "real", "after", threads)]
+    if threads == 1 and not quick:   # and with two threads for the network, as a machine with two free cores has them
+        plan += [("starry_night_cpu", path, "real", "before", 2), ("starry_night_cpu", path, "real", "after", 2)]
+    plan += [("starry_night", path, "real", "after", threads),
+             ("starry_night_cpu", synthetic, "synthetic (same run, for comparison)", "after", threads)]
+    for model, source, name, how, n_threads in plan:
         stamps = []
-        t0 = time.perf_counter()
-        r = stylize_video(source, tmp / "speed_out.mp4", fast=model, progress=False,
-                          on_frame=lambda i, f, o: stamps.append(time.perf_counter()))
+        torch.set_num_threads(n_threads)
+        FastFrames.overlap = how == "after"
+        try:
+            t0 = time.perf_counter()
+            r = stylize_video(source, tmp / "speed_out.mp4", fast=model, progress=False,
+                              flow_size=FL.FLOW_SIDE if how == "after" else None,
+                              on_frame=lambda i, f, o: stamps.append(time.perf_counter()))
+        finally:
+            FastFrames.overlap = True
+            torch.set_num_threads(threads)
         whole, steady = r.frames / (stamps[-1] - t0), (len(stamps) - 1) / (stamps[-1] - stamps[0])
-        print(f"  {model} ({name}): {whole:.2f} frames/s whole run, {steady:.2f} after the first frame at {w}×{h}", flush=True)
+        label = f"{video_model(model)}, {how}, {n_threads} torch thread{'s' if n_threads > 1 else ''}"
+        print(f"  {label} ({name}): {whole:.2f} frames/s whole run, {steady:.2f} after the first frame at {w}×{h}",
+              flush=True)
         target = f"≥ 2 → {'met' if steady >= 2 else 'NOT met'}" if model == "starry_night_cpu" else "—"
-        lines.append(f"| {model} | {name} | {r.frames} at {w}×{h} | {whole:.2f} | {steady:.2f} | {target} |")
+        lines.append(f"| {label} | {name} | {r.frames} at {w}×{h} | {whole:.2f} | {steady:.2f} | {target} |")
     return "\n".join(lines) + "\n"

@@ -37,18 +37,25 @@ UNRELIABLE_ALONE = 0.8
 BINS = 8
 
 
+def colour_histogram(x: torch.Tensor, bins: int = BINS) -> torch.Tensor:
+    """The joint RGB histogram of a frame ``(1, 3, H, W)`` in [0, 1]: ``bins``³ shares that sum to 1 (float64)."""
+    q = (x[0].clamp(0, 1) * (bins - 1e-6)).long().reshape(3, -1)
+    idx = (q[0] * bins + q[1]) * bins + q[2]
+    return torch.bincount(idx, minlength=bins ** 3).double() / idx.numel()
+
+
 def histogram_distance(a: torch.Tensor, b: torch.Tensor, bins: int = BINS) -> float:
     """Total-variation distance of the joint RGB histograms of two frames ``(1, 3, H, W)`` in [0, 1]: half the sum of
-    absolute differences of the normalized histograms (``bins`` per channel); 0 = same colours, 1 = disjoint."""
+    absolute differences of the normalized histograms (``bins`` per channel); 0 = same colours, 1 = disjoint.
+    Either frame may be given as its :func:`colour_histogram` instead."""
     def hist(x):
-        q = (x[0].clamp(0, 1) * (bins - 1e-6)).long().reshape(3, -1)
-        idx = (q[0] * bins + q[1]) * bins + q[2]
-        return torch.bincount(idx, minlength=bins ** 3).double() / idx.numel()
+        return x if x.dim() == 1 else colour_histogram(x, bins)
     return float(0.5 * (hist(a) - hist(b)).abs().sum())
 
 
 def cut_scores(prev: torch.Tensor, cur: torch.Tensor, mask: torch.Tensor) -> dict:
-    """``{"unreliable": share of pixels failing ``mask`` (1 = reliable), "histogram": histogram_distance}``."""
+    """``{"unreliable": share of pixels failing ``mask`` (1 = reliable), "histogram": histogram_distance}``
+    (``prev``/``cur``: frames or their :func:`colour_histogram`)."""
     return {"unreliable": float(1.0 - mask.float().mean()), "histogram": histogram_distance(prev, cur)}
 
 
@@ -86,6 +93,7 @@ class ShotBoundaries:
     def __init__(self, cuts: Union[str, Iterable[int], None] = "auto"):
         self.spec = parse_cuts(cuts)
         self.found: list = []
+        self._last = None   # (frame, its colour histogram): each frame's histogram is computed once, not twice
 
     def __call__(self, i: int, prev: Optional[torch.Tensor], cur: torch.Tensor,
                  mask: Optional[torch.Tensor]) -> bool:
@@ -96,7 +104,9 @@ class ShotBoundaries:
         if isinstance(self.spec, frozenset):
             cut, scores = i in self.spec, None
         else:
-            scores = cut_scores(prev, cur, mask)
+            before = self._last[1] if self._last is not None and self._last[0] is prev else prev
+            self._last = (cur, colour_histogram(cur))
+            scores = cut_scores(before, self._last[1], mask)
             cut = is_cut(scores)
         if cut:
             self.found.append((i, scores))

@@ -14,10 +14,12 @@ by the optical flow (:mod:`nstedu.flow`) and its objective gains Ruder et al.'s 
 occlusions and motion boundaries), written as a wrapper around :class:`nstedu.transfer.Objective` and minimized by
 :func:`nstedu.transfer.optimize`. *Fast* (a trained :class:`nstedu.fast.FastStylizer`): one pass per frame, then
 the reliable pixels are blended with the warped previous output, ``o_t = y_t + b·c·(ω(o_{t-1}) − y_t)``, so the
-stroke pattern moves with the scene instead of being re-drawn every frame. The flow and masks are computed on the
-*input* frames (backward ``t→t-1`` and forward ``t-1→t``, DIS by default); the mask also lets go of pixels whose
-colour the flow does not explain (small fast objects). At a scene cut (:mod:`nstedu.shots`) nothing is carried:
-the new shot's first frame is stylized as a first frame. In optimization mode that frame gets the whole budget,
+stroke pattern moves with the scene instead of being re-drawn every frame. A shipped model's *video-tuned* version
+(``starry_night_cpu_video``: fine-tuned to be stable under small motion, :mod:`nstedu.fast.stability`) is used when
+there is one (``tuned=False``: the model as named); the run's notes say which model ran and whether it blended.
+The flow and masks are computed on the *input* frames (backward ``t→t-1`` and forward ``t-1→t``, DIS by default,
+at up to 320 px); the mask also lets go of pixels whose colour the flow does not explain (small fast objects). At a
+scene cut (:mod:`nstedu.shots`) nothing is carried: the new shot's first frame is stylized as a first frame. In optimization mode that frame gets the whole budget,
 and later frames stop once their loss stops improving (``tolerance``), which is most of the saving on a laptop.
 
 **Streaming.** Frames are decoded, stylized and encoded one at a time (PyAV; :mod:`nstedu.videoio`): memory holds
@@ -87,18 +89,24 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
                   measure: bool = False, progress: bool = True, on_frame: Optional[Callable] = None,
                   flow_method: str = "dis", flow_preset: str = "medium", segment_seconds: float = 2.0,
                   segment_wall_seconds: float = 60.0, cuts="auto", tolerance: float = TOLERANCE,
-                  device="auto", **settings) -> VideoResult:
+                  tuned: bool = True, flow_size: Optional[int] = FL.FLOW_SIDE, device="auto",
+                  **settings) -> VideoResult:
     """Stylize the video ``input`` into ``output`` (.mp4, .mov, .mkv or .webm) and return a :class:`VideoResult`.
 
     ``style`` (a path or sample name) selects the optimization mode, ``fast`` (a model file or shipped name such as
-    ``"starry_night_cpu"``) the fast mode. ``size``: longest side of the frames stylized (default: the source's in
+    ``"starry_night_cpu"``) the fast mode; ``tuned``: a shipped model's video-tuned version
+    (``starry_night_cpu_video``, trained for stability: :mod:`nstedu.fast.stability`) is used when there is one
+    (the run's notes name the model and whether it blended). ``size``: longest side of the frames stylized
+    (default: the source's in
     fast mode; in optimization mode the engine's default, or the source's if smaller: a clip is upscaled only when
     ``size`` asks). ``settings``: any :class:`nstedu.TransferConfig` field (``steps``, ``style_weight``, …): the
     first frame of each shot gets ``steps`` evaluations, later frames stop earlier once their loss improves by less
     than ``tolerance`` (relative, over 10 evaluations; 0 = always ``steps``). ``cuts``: ``"auto"`` (detect scene
     cuts), ``"none"``, or the frames that start a shot (:mod:`nstedu.shots`): a new shot is stylized as a first
     frame. ``independent``: no flow, no temporal term (the flickering baseline).
-    ``measure``: compute the warping error (:func:`nstedu.flow.warping_error`) of every consecutive pair.
+    ``flow_size``: the flow and its mask are computed on frames shrunk to this longest side and upsampled
+    (:class:`nstedu.flow.PairFlow`; None = full size). ``measure``: compute the warping error
+    (:func:`nstedu.flow.warping_error`) of every consecutive pair.
     ``on_frame(index, frame, stylized)`` is called after each frame is written (tensors ``(1, 3, H, W)`` in [0, 1]).
     Checks, in order and before any work: ``output`` writable, the style/model found, ``input`` a decodable video
     whose frames fit in memory. See the module docstring for ``resume`` and what happens on Ctrl-C or a crash."""
@@ -115,7 +123,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
         unknown = sorted(settings)
         if unknown:
             raise ValueError(f"fast mode has no optimization settings; remove {unknown}")
-        stylizer, mode = FastFrames(fast, blend, device), "fast"
+        stylizer, mode = FastFrames(fast, blend, device, tuned=tuned, independent=independent), "fast"
     else:
         for s in (style if isinstance(style, (list, tuple)) else [style]):
             load_style(s, 256)  # a missing or unreadable style fails here, before the input is opened
@@ -139,8 +147,9 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
     notes += [note] if note else []
     if info.variable_rate:
         notes.append("note: variable frame rate: every frame keeps its timestamp, so the output's rate varies too")
-    config = {"mode": mode, "style": str(style), "fast": str(fast), "size": [width, height], "independent": independent,
-              "temporal_weight": temporal_weight, "blend": blend, "flow": [flow_method, flow_preset], "codec": codec,
+    config = {"mode": mode, "style": str(style), "fast": str(getattr(stylizer, "model", fast)), "size": [width, height],
+              "independent": independent, "temporal_weight": temporal_weight, "blend": blend,
+              "flow": [flow_method, flow_preset, flow_size], "codec": codec,
               "cuts": sorted(shots.spec) if isinstance(shots.spec, frozenset) else shots.spec, "tolerance": tolerance,
               "settings": getattr(stylizer, "cfg", None) and stylizer.cfg.to_dict()}
     parts = output.with_name(output.name + ".parts")
@@ -155,7 +164,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
     prev_in = prev_out = None
     if done and state.get("state"):
         prev_out = torch.load(parts / state["state"], map_location="cpu", weights_only=True)
-    flows = FL.FlowEstimator(flow_method, flow_preset) if (measure or not independent) else None
+    flows = FL.PairFlow(FL.FlowEstimator(flow_method, flow_preset), flow_size) if (measure or not independent) else None
     shots.found = state.setdefault("cuts", [])   # one list, saved with the progress: a resumed run reports them all
     errors, writer, seg_start, seg_t0, start_pts, last_time = [], None, 0, time.perf_counter(), None, 0.0
     frame_seconds: list = []
@@ -212,9 +221,10 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
                 continue
             warped = mask = bwd = None
             frame_t0 = time.perf_counter()
+            if getattr(stylizer, "overlap", False):   # fast mode: the network runs while the flow is computed
+                stylizer.prepare(cur)
             if flows is not None and prev_in is not None:
-                bwd, fwd = flows(cur, prev_in), flows(prev_in, cur)
-                mask = FL.consistency_mask(fwd, bwd, frame=cur, prev=prev_in)
+                bwd, fwd, mask = flows(cur, prev_in)
             if shots(i, prev_in, cur, mask):   # a new shot: nothing of the previous one is carried (or measured)
                 bwd = mask = None
             elif bwd is not None and not independent:
@@ -256,6 +266,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
         raise
     finally:
         bar.close()
+        getattr(stylizer, "close", lambda: None)()
     seconds = time.perf_counter() - t0
     new_frames = state["done"] - done
     where = output if stop_reason == "finished" else unfinished_to

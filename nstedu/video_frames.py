@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Callable, Optional
 
@@ -13,7 +14,7 @@ import torch
 
 from .config import TransferConfig
 from .env import resolve_device
-from .fast import FastStylizer
+from .fast import FastStylizer, available_models
 from .objective import Objective, prepare_style_targets
 from .samples import load_style
 from .transfer import initial_image, optimize
@@ -45,27 +46,67 @@ class TemporalObjective:
         return total, dict(parts, temporal=temporal, total=total)
 
 
+def video_model(model):
+    """The video-tuned version of a shipped model (``"starry_night_cpu"`` → ``"starry_night_cpu_video"``, fine-tuned
+    for stability by :mod:`nstedu.fast.stability`) when one is shipped; otherwise ``model`` itself (files as given)."""
+    if isinstance(model, str) and not model.endswith("_video") and model in (names := available_models()) \
+            and f"{model}_video" in names:
+        return f"{model}_video"
+    return model
+
+
 class FastFrames:
     """Fast mode: ``y = network(frame)``; with a previous output, reliable pixels blend towards it by ``blend``.
     The previous output is warped bicubically: it is carried from frame to frame, and bilinear resampling would
-    blur the strokes a little more at every step."""
+    blur the strokes a little more at every step. ``tuned``: use the video-tuned version of a shipped model
+    (:func:`video_model`) when there is one. :meth:`prepare` starts the network on a frame in a worker thread, so
+    that it runs while the caller computes the optical flow (torch and OpenCV release the GIL)."""
 
     warp_mode = "bicubic"
+    overlap = True   # run the network in a worker thread while the flow is computed (False: one after the other)
 
-    def __init__(self, model, blend: float = BLEND, device="auto"):
+    def __init__(self, model, blend: float = BLEND, device="auto", tuned: bool = True, independent: bool = False):
         if not 0.0 <= blend < 1.0:
             raise ValueError(f"blend must be in [0, 1), got {blend!r}")
-        self.stylizer, self.blend = FastStylizer.load(model, device), blend
+        self.requested, self.model = model, (video_model(model) if tuned else model)
+        self.stylizer, self.blend, self.independent = FastStylizer.load(self.model, device), blend, independent
         self.width = self.stylizer.net.width
+        self._pool = self._pending = None
 
     def bytes_per_pixel(self) -> float:  # measured: ~30·width B/px for the network's activations, + flow buffers
         return 30.0 * self.width + 200.0
 
+    def prepare(self, frame: torch.Tensor) -> None:
+        """Start ``network(frame)`` in the background; the next call with this ``frame`` picks it up."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="nstedu-network")
+        threads = torch.get_num_threads()   # a new thread starts with OpenMP's default, not the caller's setting
+
+        def run():
+            torch.set_num_threads(threads)
+            return self.stylizer.stylize_tensor(frame)
+        self._pending = (frame, self._pool.submit(run))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = self._pending = None
+
     def __call__(self, frame: torch.Tensor, warped: Optional[torch.Tensor], mask: Optional[torch.Tensor]) -> torch.Tensor:
-        y = self.stylizer.stylize_tensor(frame)
-        if warped is None:
+        pending, self._pending = self._pending, None
+        y = pending[1].result() if pending is not None and pending[0] is frame else self.stylizer.stylize_tensor(frame)
+        if warped is None or self.blend == 0:
             return y
         return y + self.blend * mask * (warped - y)
+
+    def summary(self) -> str:
+        """Which model ran and whether its frames were blended (the run's notes)."""
+        which = (f"{self.model} (the video-tuned version of {self.requested}: trained for stability)"
+                 if self.model != self.requested else f"{self.model}")
+        how = ("independent frames, no blending" if self.independent else
+               "no blending (blend 0)" if self.blend == 0 else
+               f"blending {self.blend:g} of the warped previous output on reliable pixels")
+        return f"fast: model {which}; {how}"
 
 
 def optimized_bytes_per_pixel(optimizer: str = "lbfgs", lbfgs_history: int = 100) -> float:

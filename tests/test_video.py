@@ -212,8 +212,8 @@ def test_fast_mode_matches_the_network_and_cuts_the_warping_error(clip, tmp_path
     net = FastStylizer.load("starry_night_cpu", "cpu")
     got = {}
     ind = stylize_video(clip, tmp_path / "ind.mp4", fast="starry_night_cpu", independent=True, measure=True,
-                        progress=False, on_frame=lambda i, x, y: got.setdefault(("ind", i), (x, y)))
-    tmp = stylize_video(clip, tmp_path / "tmp.mp4", fast="starry_night_cpu", measure=True, blend=0.5,
+                        tuned=False, progress=False, on_frame=lambda i, x, y: got.setdefault(("ind", i), (x, y)))
+    tmp = stylize_video(clip, tmp_path / "tmp.mp4", fast="starry_night_cpu", measure=True, blend=0.5, tuned=False,
                         progress=False, on_frame=lambda i, x, y: got.setdefault(("tmp", i), (x, y)))
     for i in range(8):   # independent frames are exactly the network's output
         x, y = got[("ind", i)]

@@ -13,7 +13,9 @@ optimization method minimizes over pixels (:class:`nstedu.objective.Objective`),
     L(θ) = mean_x [ α·L_content(f_θ(x), x) + β·L_style(f_θ(x), A) + γ·L_tv(f_θ(x)) ]
 
 The style Grams A are computed once. After training, stylizing is one forward pass of f_θ: no VGG-19 at all.
-Two halves: :mod:`nstedu.fast.network` (the network, model files, inference) and :mod:`nstedu.fast.training`.
+Two halves: :mod:`nstedu.fast.network` (the network, model files, inference) and :mod:`nstedu.fast.training`;
+:mod:`nstedu.fast.stability` adds a term that trains a network to be steady on video (synthetic motion, Gupta et
+al. 2017): ``train_fast(..., init_model="starry_night_cpu", stability_weight=...)`` fine-tunes a shipped model.
 """
 from .network import (FORMAT, MODELS_DIR, ConvLayer, FastStylizer, ResidualBlock, TransformerNet, available_models,
                       init_net, load_net, read_model_file, resolve_model, save_model)

@@ -32,6 +32,7 @@ from ..samples import load_style
 from ..transfer import check_hooks
 from ..vgg import check_layers, get_vgg
 from .network import FastStylizer, init_net, load_net, save_model
+from .stability import SyntheticMotion, noise_term, stability_term
 
 
 # ----------------------------------------------------------------------------------------- training data
@@ -151,6 +152,20 @@ class FastConfig:
                            metavar="SRC")
     progress: bool = setting(True, "show a progress bar", OUTPUT, flags=("--quiet", "-q"), kind="negate",
                              cli_help="no progress bar")
+    # temporal stability by training (nstedu.fast.stability; Gupta et al. 2017): fine-tune a model on synthetic motion
+    init_model: Optional[str] = setting(None, "start from this model (file or shipped name, e.g. starry_night_cpu): "
+                                        "fine-tuning; its width and residual blocks are used", NETWORK, metavar="MODEL")
+    stability_weight: float = setting(0.0, "λ_stab: weight of the stability term (0 = off); each crop is paired with "
+                                      "a randomly moved copy", WEIGHTS, metavar="λ")
+    noise_weight: float = setting(0.0, "weight of Gupta et al.'s noise term mean (f(x+n) − f(x))² (0 = off)",
+                                  WEIGHTS, metavar="λ")
+    motion_shift: float = setting(4.0, "synthetic motion: largest shift in px (whole px when rotation and zoom are 0)",
+                                  OPTIMIZATION, metavar="PX")
+    motion_rotation: float = setting(0.0, "synthetic motion: largest rotation in degrees", OPTIMIZATION, metavar="DEG")
+    motion_scale: float = setting(0.0, "synthetic motion: largest zoom, relative (0.03 = 3 %)", OPTIMIZATION,
+                                  metavar="X")
+    motion_noise: float = setting(0.02, "synthetic motion: std of the Gaussian noise added to the moved copy, "
+                                  "[0, 1] units", OPTIMIZATION, metavar="σ")
 
     # Why β is lower than the engine's: L-BFGS starts *from the photo* and stops near it, so it needs a strong
     # style term to move at all; the network starts from noise and finds the texture first (≈ blobs of the
@@ -162,7 +177,8 @@ class FastConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        for name in ("content_weight", "style_weight", "tv_weight", "lr"):
+        for name in ("content_weight", "style_weight", "tv_weight", "lr", "stability_weight", "noise_weight",
+                     "motion_shift", "motion_noise", "motion_rotation", "motion_scale"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
                 raise ValueError(f"{name} must be a {'positive' if name == 'lr' else 'non-negative'} number, got {v!r}")
@@ -186,6 +202,25 @@ class FastTraining:
 
 
 # --------------------------------------------------------------------------------------------- training
+def _stable_loss(net, loss_fn, x, motion, gen, cfg: FastConfig):
+    """One batch with the stability terms (:mod:`nstedu.fast.stability`): ``x`` and its moved (and/or noisy)
+    copies go through the network and the perceptual loss together; ``parts["stability"]``: the unweighted term."""
+    inputs, pair = [x], None
+    if motion is not None:
+        pair = motion(x, gen)
+        inputs.append(pair.moved)
+    if cfg.noise_weight > 0:
+        inputs.append((x + cfg.motion_noise * torch.randn(x.shape, generator=gen).to(x.device)).clamp(0, 1))
+    batch = torch.cat(inputs)
+    y = net(batch).chunk(len(inputs))
+    total, parts = loss_fn(torch.cat(y), batch)
+    stab = stability_term(y[0], y[1], pair) if pair is not None else torch.zeros((), device=x.device)
+    total = total + cfg.stability_weight * stab
+    if cfg.noise_weight > 0:
+        total = total + cfg.noise_weight * noise_term(y[0], y[-1])
+    return total, dict(parts, total=total, stability=stab.detach())
+
+
 def _label(style) -> str:
     return str(style) if isinstance(style, (str, os.PathLike)) else f"<{type(style).__name__}>"
 
@@ -204,17 +239,27 @@ def train_fast(style: ImageLike, images=None, config: Optional[FastConfig] = Non
     if unknown:
         raise TypeError(f"unknown setting(s) {sorted(unknown)}; see nstedu.fast.FastConfig")
     cfg = replace(config or FastConfig(), **overrides).validate()
+    start_net = None
+    if cfg.init_model is not None:  # fine-tuning: the network's shape is the model's
+        start_net, start_obj = load_net(cfg.init_model)
+        cfg = replace(cfg, width=start_net.width, res_blocks=start_net.res_blocks)
     device = resolve_device(cfg.device)
     check_hooks(callback, 1, None)
     need = cfg.batch_size * estimate_memory_gb(cfg.size, cfg.size, 0)  # before anything of that size is allocated
     check_size_fits(f"training on {cfg.batch_size} crops of {cfg.size}×{cfg.size}", need, device, "--size", cfg.size)
-    net = init_net(cfg.width, cfg.res_blocks, cfg.seed).to(device)
+    net = (start_net if start_net is not None else init_net(cfg.width, cfg.res_blocks, cfg.seed)).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
-    history = LossHistory()
+    motion = (SyntheticMotion(cfg.motion_shift, cfg.motion_rotation, cfg.motion_scale, cfg.motion_noise)
+              if cfg.stability_weight > 0 else None)
+    extra = ("stability",) if motion is not None or cfg.noise_weight > 0 else ()
+    history = LossHistory(extra=extra)
     meta = {"style": _label(style), "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}}
+    if start_net is not None:
+        meta["init_meta"] = start_obj.get("meta", {})
     train_keys = ("size", "style_size", "batch_size", "content_weight", "style_weight", "tv_weight", "content_layers",
-                  "style_layers", "lr", "width", "res_blocks", "seed", "weights")
+                  "style_layers", "lr", "width", "res_blocks", "seed", "weights", "init_model", "stability_weight",
+                  "noise_weight", "motion_shift", "motion_noise", "motion_rotation", "motion_scale")
     start, done_before = 0, 0.0
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if checkpoint is not None:
@@ -232,7 +277,7 @@ def train_fast(style: ImageLike, images=None, config: Optional[FastConfig] = Non
         net.load_state_dict(net_old.state_dict())
         opt.load_state_dict(obj["optimizer"])
         gen.set_state(obj["rng"])
-        history, start = LossHistory(obj["history"]), int(obj["step"])
+        history, start = LossHistory(obj["history"], extra=extra), int(obj["step"])
         done_before = history["time"][-1] if history["time"] else 0.0
 
     vgg = get_vgg(cfg.weights, device)
@@ -256,14 +301,18 @@ def train_fast(style: ImageLike, images=None, config: Optional[FastConfig] = Non
         try:
             for step in range(start + 1, cfg.steps + 1):
                 x = crops(cfg.batch_size).to(device)
-                total, parts = loss_fn(net(x), x)
+                if not extra:
+                    total, parts = loss_fn(net(x), x)
+                else:  # the perceptual loss of x and of its moved copy, + the stability (and noise) terms
+                    total, parts = _stable_loss(net, loss_fn, x, motion, gen, cfg)
                 values = term_values(parts)  # one device->host transfer for the four terms
                 if not math.isfinite(values[0]):
                     raise FloatingPointError(f"loss became {values[0]} at step {step}: lower lr or the loss weights")
                 opt.zero_grad(set_to_none=True)
                 total.backward()
                 opt.step()
-                history.append(step, values, done_before + time.perf_counter() - t0)
+                history.append(step, values, done_before + time.perf_counter() - t0,
+                               **({"stability": float(parts["stability"])} if extra else {}))
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{history['total'][-1]:.3g}", refresh=False)
