@@ -152,7 +152,8 @@ def run(part: str, quick: bool, tmp: Path) -> str:
         n = 4 if quick else None
         out = []
         runs = (("independent", {"independent": True, "tuned": False}), ("temporal", {"tuned": False}),
-                ("video-tuned, independent frames", {"independent": True}), ("video-tuned + blending", {}))
+                ("video-tuned, independent frames", {"independent": True, "tuned": True}),
+                ("video-tuned + blending", {"tuned": True}))
         for model in (("starry_night_cpu",) if quick else ("starry_night_cpu", "starry_night")):
             print(f"fast mode ({model}) on the real clip", flush=True)
             rows = compare(clip, dict(fast=model), tmp, max_frames=n, every=2, runs=runs)

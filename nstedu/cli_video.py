@@ -34,9 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"optimization: weight of the temporal loss (default {TEMPORAL_WEIGHT:g}; see nstedu.video)")
     p.add_argument("--blend", type=float, default=None, metavar="B",
                    help="fast: share of the warped previous frame kept on reliable pixels, 0–1 (default 0.5)")
-    p.add_argument("--no-video-model", action="store_true",
-                   help="fast: use the model as named, not its video-tuned version (MODEL_video, trained for "
-                        "stability), which a shipped model's name selects by default when there is one")
+    p.add_argument("--video-model", action="store_true",
+                   help="fast: use the shipped model's video-tuned version (MODEL_video, trained for stability): "
+                        "steadier, but a plainer style (nstedu/models/README.md)")
     p.add_argument("--cuts", default="auto", metavar="auto|none|F,F",
                    help="scene cuts: detect them (auto, the default), none, or the frames that start a new shot "
                         "(e.g. 120,233); the first frame of a shot is stylized as a first frame")
@@ -53,7 +53,7 @@ def run(args) -> int:
     kwargs = dict(size=args.size, max_frames=args.max_frames, independent=args.independent, resume=args.resume,
                   progress=not args.quiet, flow_method=args.flow, device=args.device, cuts=args.cuts)
     if args.fast is not None:
-        kwargs.update(fast=args.fast, blend=BLEND if args.blend is None else args.blend, tuned=not args.no_video_model)
+        kwargs.update(fast=args.fast, blend=BLEND if args.blend is None else args.blend, tuned=args.video_model)
     else:
         kwargs.update(style=args.style, steps=args.steps, style_weight=args.style_weight, optimizer=args.optimizer,
                       content_weight=args.content_weight,

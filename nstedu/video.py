@@ -14,9 +14,10 @@ by the optical flow (:mod:`nstedu.flow`) and its objective gains Ruder et al.'s 
 occlusions and motion boundaries), written as a wrapper around :class:`nstedu.transfer.Objective` and minimized by
 :func:`nstedu.transfer.optimize`. *Fast* (a trained :class:`nstedu.fast.FastStylizer`): one pass per frame, then
 the reliable pixels are blended with the warped previous output, ``o_t = y_t + b·c·(ω(o_{t-1}) − y_t)``, so the
-stroke pattern moves with the scene instead of being re-drawn every frame. A shipped model's *video-tuned* version
-(``starry_night_cpu_video``: fine-tuned to be stable under small motion, :mod:`nstedu.fast.stability`) is used when
-there is one (``tuned=False``: the model as named); the run's notes say which model ran and whether it blended.
+stroke pattern moves with the scene instead of being re-drawn every frame. ``tuned=True`` uses a shipped model's
+*video-tuned* version instead (``starry_night_cpu_video``: fine-tuned to be stable under small motion,
+:mod:`nstedu.fast.stability`; steadier, but with 28–47 % more style distance on real footage, so not the default);
+the run's notes say which model ran and whether it blended.
 The flow and masks are computed on the *input* frames (backward ``t→t-1`` and forward ``t-1→t``, DIS by default,
 at up to 320 px); the mask also lets go of pixels whose colour the flow does not explain (small fast objects). At a
 scene cut (:mod:`nstedu.shots`) nothing is carried: the new shot's first frame is stylized as a first frame. In optimization mode that frame gets the whole budget,
@@ -89,14 +90,14 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
                   measure: bool = False, progress: bool = True, on_frame: Optional[Callable] = None,
                   flow_method: str = "dis", flow_preset: str = "medium", segment_seconds: float = 2.0,
                   segment_wall_seconds: float = 60.0, cuts="auto", tolerance: float = TOLERANCE,
-                  tuned: bool = True, flow_size: Optional[int] = FL.FLOW_SIDE, device="auto",
+                  tuned: bool = False, flow_size: Optional[int] = FL.FLOW_SIDE, device="auto",
                   **settings) -> VideoResult:
     """Stylize the video ``input`` into ``output`` (.mp4, .mov, .mkv or .webm) and return a :class:`VideoResult`.
 
     ``style`` (a path or sample name) selects the optimization mode, ``fast`` (a model file or shipped name such as
-    ``"starry_night_cpu"``) the fast mode; ``tuned``: a shipped model's video-tuned version
-    (``starry_night_cpu_video``, trained for stability: :mod:`nstedu.fast.stability`) is used when there is one
-    (the run's notes name the model and whether it blended). ``size``: longest side of the frames stylized
+    ``"starry_night_cpu"``) the fast mode; ``tuned``: use a shipped model's video-tuned version
+    (``starry_night_cpu_video``, trained for stability: :mod:`nstedu.fast.stability`; steadier, plainer) when there
+    is one (the run's notes name the model and whether it blended). ``size``: longest side of the frames stylized
     (default: the source's in
     fast mode; in optimization mode the engine's default, or the source's if smaller: a clip is upscaled only when
     ``size`` asks). ``settings``: any :class:`nstedu.TransferConfig` field (``steps``, ``style_weight``, …): the

@@ -65,7 +65,7 @@ class FastFrames:
     warp_mode = "bicubic"
     overlap = True   # run the network in a worker thread while the flow is computed (False: one after the other)
 
-    def __init__(self, model, blend: float = BLEND, device="auto", tuned: bool = True, independent: bool = False):
+    def __init__(self, model, blend: float = BLEND, device="auto", tuned: bool = False, independent: bool = False):
         if not 0.0 <= blend < 1.0:
             raise ValueError(f"blend must be in [0, 1), got {blend!r}")
         self.requested, self.model = model, (video_model(model) if tuned else model)

@@ -117,7 +117,7 @@ def test_a_few_fine_tuning_steps_lower_the_stability_term(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ video
-def test_video_fast_mode_picks_the_tuned_model_and_says_so():
+def test_video_fast_mode_uses_the_model_as_named_unless_asked_for_the_tuned_one_and_says_so():
     from nstedu.fast import available_models
     from nstedu.video_frames import FastFrames, video_model
 
@@ -125,7 +125,8 @@ def test_video_fast_mode_picks_the_tuned_model_and_says_so():
     assert video_model("starry_night_cpu") == "starry_night_cpu_video"
     assert video_model("starry_night") == "starry_night_video"
     assert video_model("starry_night_cpu_video") == "starry_night_cpu_video"
-    f = FastFrames("starry_night_cpu", device="cpu")
+    assert FastFrames("starry_night_cpu", device="cpu").model == "starry_night_cpu"     # the default: as named
+    f = FastFrames("starry_night_cpu", device="cpu", tuned=True)
     assert f.model == "starry_night_cpu_video"
     assert "starry_night_cpu_video (the video-tuned version of starry_night_cpu" in f.summary()
     assert "blending 0.5" in f.summary()
@@ -139,7 +140,7 @@ def test_video_run_notes_name_the_model_and_blend_overrides(tmp_path):
     from nstedu.video import stylize_video
 
     clip = clips.make_synthetic_clip(tmp_path / "c.mp4", frames=3, width=48, height=32, fps=12)
-    r = stylize_video(clip, tmp_path / "o.mp4", fast="starry_night_cpu", blend=0.2, progress=False)
+    r = stylize_video(clip, tmp_path / "o.mp4", fast="starry_night_cpu", blend=0.2, tuned=True, progress=False)
     assert any("fast: model starry_night_cpu_video" in n and "blending 0.2" in n for n in r.notes)
     r = stylize_video(clip, tmp_path / "o2.mp4", fast="starry_night_cpu", tuned=False, independent=True,
                       progress=False)
