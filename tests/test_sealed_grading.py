@@ -298,6 +298,29 @@ def test_the_preparation_spares_the_kernel_the_compilers_import():
     assert OPTIMIZER_EXERCISES <= set(CHECKS)
 
 
+def test_a_learners_torch_optim_step_in_the_patched_kernel_is_not_nsteds_implementation(monkeypatch, capsys):
+    """The patched step (a function of nstedu.checks.kernel_optim) runs below the learner's optimization_step: the
+    reference detector must not count it as nstedu's implementation (it did: the correct submission scored 0)."""
+    from nstedu.checks import kernel_optim, session
+
+    undo = []
+    monkeypatch.setattr(session, "without_compiler_import", lambda: undo.append(kernel_optim.without_compiler_import()))
+    source = ("import torch\n\ndef optimization_step(x, objective, optimizer):\n    optimizer.zero_grad()\n"
+              "    loss = objective(x)\n    loss.backward()\n    optimizer.step()\n    with torch.no_grad():\n"
+              "        x.clamp_(0, 1)\n    return loss.item()\n")
+    try:
+        session.kernel_prepare(json.dumps([source]), True)
+        assert torch.optim.Adam.step.__code__.co_filename == kernel_optim.__file__      # the patch is on
+        capsys.readouterr()
+        session.kernel_item("optimization_step", [0])
+    finally:
+        for u in undo:
+            u()
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(session.RECORD_TAG)][-1]
+    runs = json.loads(line[len(session.RECORD_TAG):])["runs"]
+    assert [r["reference"] for r in runs] == [[]] and runs[0]["status"] == "passed", runs
+
+
 def _steps(make, n=4):
     """Parameters and optimizer state after ``n`` steps of ``make([x])`` on a small least-squares problem."""
     g = torch.Generator().manual_seed(0)
