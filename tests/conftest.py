@@ -1,4 +1,5 @@
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -6,6 +7,13 @@ import torch
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("NSTEDU_OFFLINE", "1")
+
+
+# A shell that starts a command in the background without job control (`(make test &)`, nohup in a script) leaves
+# SIGINT ignored, and every process started from here would inherit that: the Ctrl-C tests would then hang. Python's
+# own handler here makes the children start with the default disposition again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
