@@ -9,11 +9,13 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("NSTEDU_OFFLINE", "1")
 
 
-# A shell that starts a command in the background without job control (`(make test &)`, nohup in a script) leaves
-# SIGINT ignored, and every process started from here would inherit that: the Ctrl-C tests would then hang. Python's
-# own handler here makes the children start with the default disposition again.
+# A shell that starts a command in the background without job control (`(make test &)`) leaves SIGINT ignored, and
+# nohup SIGHUP; every process started from here would inherit that, and nstedu rightly leaves an ignored signal
+# ignored: the Ctrl-C tests would hang and the SIGHUP test fail. The tests run as if started from a terminal.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")
