@@ -34,7 +34,9 @@ from _results import write_section  # noqa: E402
 
 from nstedu import clips, metrics, samples  # noqa: E402
 from nstedu.images import pil_to_tensor  # noqa: E402
-from nstedu.video import BLEND, TEMPORAL_WEIGHT, stylize_video  # noqa: E402
+from nstedu.fast import FastStylizer  # noqa: E402
+from nstedu.video import TEMPORAL_WEIGHT, stylize_video  # noqa: E402
+from nstedu.video_frames import default_blend  # noqa: E402
 from nstedu.vgg import get_vgg  # noqa: E402
 
 class StyleDistance:
@@ -114,7 +116,7 @@ def main(argv=None):
     q = args.quick
     load0 = os.getloadavg()[0]
     sections = [f"Synthetic clip (nstedu.clips: pan, zoom, moving disc), style starry_night, CPU, "
-                f"{torch.get_num_threads()} torch threads, load average {load0:.1f} at the start (2 cores, shared)."]
+                f"{torch.get_num_threads()} torch threads, load average {load0:.1f} at the start (2 cores; above ~1 other work shared them)."]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.part in ("quality", "all"):
@@ -128,7 +130,7 @@ def main(argv=None):
             clip = clips.make_synthetic_clip(tmp / "fast.mp4", frames=n, width=w, height=h, fps=24)
             print(f"fast mode: {n} frames at {w}×{h}", flush=True)
             rows = compare(clip, dict(fast="starry_night_cpu"), max(w, h), every=every, workdir=tmp)
-            sections.append(table(f"Fast mode (starry_night_cpu, {n} frames at {w}×{h}, blend {BLEND}; style distance "
+            sections.append(table(f"Fast mode (starry_night_cpu, {n} frames at {w}×{h}, blend {default_blend(FastStylizer.load('starry_night_cpu', 'cpu'), 'starry_night_cpu'):g}; style distance "
                                   f"on one frame in {every})", rows))
         if args.part in ("speed", "all"):
             n, w, h = (4, 64, 36) if q else (72, 640, 360)
@@ -182,7 +184,7 @@ def real(args) -> int:
     for part in _video_real.PARTS if args.real == "all" else (args.real,):
         head = (f"Real footage (`nstedu.clips.real_clip()` / `real_clip_with_cut()`: OpenCV's tutorial videos, 320×240, "
                 f"30 frames/s; `nstedu/data/SOURCES.md`), style starry_night, CPU, {torch.get_num_threads()} torch "
-                f"threads, load average {os.getloadavg()[0]:.1f} at the start (2 cores, shared). *Independent* warping "
+                f"threads, load average {os.getloadavg()[0]:.1f} at the start (2 cores; above ~1 other work shared them). *Independent* warping "
                 "error: `benchmarks/_warping.py` (Farnebäck flow on the original frames, cv2.remap, forward-backward "
                 "mask, pixels in [0, 1], cut pair left out); *own*: `nstedu.flow.warping_error` (DIS flow, the "
                 "engine's mask) as `stylize_video(measure=True)` reports it; *change ratio*: the output's mean "

@@ -14,7 +14,8 @@ by the optical flow (:mod:`nstedu.flow`) and its objective gains Ruder et al.'s 
 occlusions and motion boundaries), written as a wrapper around :class:`nstedu.transfer.Objective` and minimized by
 :func:`nstedu.transfer.optimize`. *Fast* (a trained :class:`nstedu.fast.FastStylizer`): one pass per frame, then
 the reliable pixels are blended with the warped previous output, ``o_t = y_t + b·c·(ω(o_{t-1}) − y_t)``, so the
-stroke pattern moves with the scene instead of being re-drawn every frame. ``tuned=True`` uses a shipped model's
+stroke pattern moves with the scene instead of being re-drawn every frame (``b``: ``blend``; by default the model's
+own, ``starry_night_cpu``: 0.65, else 0.5: :func:`nstedu.video_frames.default_blend`). ``tuned=True`` uses a shipped model's
 *video-tuned* version instead (``starry_night_cpu_video``: fine-tuned to be stable under small motion,
 :mod:`nstedu.fast.stability`; steadier, but with 28–47 % more style distance on real footage, so not the default);
 the run's notes say which model ran and whether it blended.
@@ -86,7 +87,7 @@ class VideoResult:
 @stop_signals()  # SIGTERM and SIGHUP stop the run like Ctrl-C: the frames done are kept (nstedu.video_signals)
 def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] = None,
                   max_frames: Optional[int] = None, independent: bool = False,
-                  temporal_weight: float = TEMPORAL_WEIGHT, blend: float = BLEND, resume: bool = False,
+                  temporal_weight: float = TEMPORAL_WEIGHT, blend: Optional[float] = None, resume: bool = False,
                   measure: bool = False, progress: bool = True, on_frame: Optional[Callable] = None,
                   flow_method: str = "dis", flow_preset: str = "medium", segment_seconds: float = 2.0,
                   segment_wall_seconds: float = 60.0, cuts="auto", tolerance: float = TOLERANCE,
@@ -97,7 +98,8 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
     ``style`` (a path or sample name) selects the optimization mode, ``fast`` (a model file or shipped name such as
     ``"starry_night_cpu"``) the fast mode; ``tuned``: use a shipped model's video-tuned version
     (``starry_night_cpu_video``, trained for stability: :mod:`nstedu.fast.stability`; steadier, plainer) when there
-    is one (the run's notes name the model and whether it blended). ``size``: longest side of the frames stylized
+    is one (the run's notes name the model and whether it blended); ``blend``: fast mode's share of the warped
+    previous output on reliable pixels (None: the model's own, see :func:`nstedu.video_frames.default_blend`). ``size``: longest side of the frames stylized
     (default: the source's in
     fast mode; in optimization mode the engine's default, or the source's if smaller: a clip is upscaled only when
     ``size`` asks). ``settings``: any :class:`nstedu.TransferConfig` field (``steps``, ``style_weight``, …): the
@@ -149,7 +151,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
     if info.variable_rate:
         notes.append("note: variable frame rate: every frame keeps its timestamp, so the output's rate varies too")
     config = {"mode": mode, "style": str(style), "fast": str(getattr(stylizer, "model", fast)), "size": [width, height],
-              "independent": independent, "temporal_weight": temporal_weight, "blend": blend,
+              "independent": independent, "temporal_weight": temporal_weight, "blend": getattr(stylizer, "blend", blend),
               "flow": [flow_method, flow_preset, flow_size], "codec": codec,
               "cuts": sorted(shots.spec) if isinstance(shots.spec, frozenset) else shots.spec, "tolerance": tolerance,
               "settings": getattr(stylizer, "cfg", None) and stylizer.cfg.to_dict()}

@@ -14,18 +14,21 @@ import torch
 
 from .config import TransferConfig
 from .env import resolve_device
-from .fast import FastStylizer, available_models
+from .fast import FastStylizer, available_models, resolve_model
 from .objective import Objective, prepare_style_targets
 from .samples import load_style
 from .transfer import initial_image, optimize
-from .vgg import get_vgg
+from .vgg import WeightsError, get_vgg
 
 #: λ_temp: the engine's terms are relative errors (α·content + β·style ≈ 100 near the end of a run) and the temporal
 #: term is a per-pixel mean in 0–255 units (≈ 1–100), so λ = 1 makes it count. Measured (6 frames, 96 px, 30 steps,
 #: Starry Night): λ = 1 cut the warping error by 99 % at +2 % style distance; λ = 10 cost +28 % in style distance.
 TEMPORAL_WEIGHT = 1.0
-#: b: how much of the warped previous output the fast mode keeps on reliable pixels (0 = none, independent frames);
-#: 0.6 cut flicker more but cost 11 % in style distance on the benchmark clip (zooms shrink the carried strokes).
+#: b: how much of the warped previous output the fast mode keeps on reliable pixels (0 = none, independent frames),
+#: unless the model's file names its own (``meta["video_blend"]``, :func:`default_blend`). More blending cuts more
+#: flicker and costs style: the carried strokes are resampled and averaged. Measured on real clips
+#: (``benchmarks/RESULTS.md``): starry_night loses 7–15 % style distance at 0.5; starry_night_cpu's coarser strokes
+#: lose 1–8 % at 0.65, which its file names.
 BLEND = 0.5
 
 
@@ -44,6 +47,15 @@ class TemporalObjective:
         temporal = ((x - self.warped).pow(2) * self.mask).sum() * (255.0 ** 2 / x.numel())
         total = total + self.weight * temporal
         return total, dict(parts, temporal=temporal, total=total)
+
+
+def default_blend(stylizer: FastStylizer, where) -> float:
+    """The blend a model's file asks for (``meta["video_blend"]``), else :data:`BLEND`; ``where`` names the file in
+    the one-line error for a value outside [0, 1)."""
+    b = stylizer.meta.get("video_blend", BLEND)
+    if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0.0 <= b < 1.0:
+        raise WeightsError(f"'{where}': its video_blend must be a number in [0, 1), got {b!r}")
+    return float(b)
 
 
 def video_model(model):
@@ -65,11 +77,13 @@ class FastFrames:
     warp_mode = "bicubic"
     overlap = True   # run the network in a worker thread while the flow is computed (False: one after the other)
 
-    def __init__(self, model, blend: float = BLEND, device="auto", tuned: bool = False, independent: bool = False):
-        if not 0.0 <= blend < 1.0:
+    def __init__(self, model, blend: Optional[float] = None, device="auto", tuned: bool = False,
+                 independent: bool = False):
+        if blend is not None and not 0.0 <= blend < 1.0:
             raise ValueError(f"blend must be in [0, 1), got {blend!r}")
         self.requested, self.model = model, (video_model(model) if tuned else model)
-        self.stylizer, self.blend, self.independent = FastStylizer.load(self.model, device), blend, independent
+        self.stylizer, self.independent = FastStylizer.load(self.model, device), independent
+        self.blend = default_blend(self.stylizer, resolve_model(self.model)) if blend is None else blend
         self.width = self.stylizer.net.width
         self._pool = self._pending = None
 

@@ -14,6 +14,7 @@ av = pytest.importorskip("av")
 pytest.importorskip("cv2")
 
 from nstedu import clips, videoio as V  # noqa: E402
+from nstedu.fast import resolve_model  # noqa: E402
 from nstedu.video import TemporalObjective, stylize_video  # noqa: E402
 
 W, H = 64, 40
@@ -213,8 +214,11 @@ def test_fast_mode_matches_the_network_and_cuts_the_warping_error(clip, tmp_path
     got = {}
     ind = stylize_video(clip, tmp_path / "ind.mp4", fast="starry_night_cpu", independent=True, measure=True,
                         tuned=False, progress=False, on_frame=lambda i, x, y: got.setdefault(("ind", i), (x, y)))
-    tmp = stylize_video(clip, tmp_path / "tmp.mp4", fast="starry_night_cpu", measure=True, blend=0.5, tuned=False,
+    tmp = stylize_video(clip, tmp_path / "tmp.mp4", fast="starry_night_cpu", measure=True, tuned=False,
                         progress=False, on_frame=lambda i, x, y: got.setdefault(("tmp", i), (x, y)))
+    # no blend given: the one the model's file names, read here without nstedu
+    b = torch.load(resolve_model("starry_night_cpu"), weights_only=True)["meta"]["video_blend"]
+    assert b == 0.65 and "blending 0.65 of the warped previous output" in " ".join(tmp.notes)
     for i in range(8):   # independent frames are exactly the network's output
         x, y = got[("ind", i)]
         assert torch.equal(y, net.stylize_tensor(x))
@@ -224,9 +228,30 @@ def test_fast_mode_matches_the_network_and_cuts_the_warping_error(clip, tmp_path
     bwd = est(x1, x0)
     c = FL.consistency_mask(est(x0, x1), bwd, frame=x1, prev=x0)
     y1 = net.stylize_tensor(x1)
-    assert torch.allclose(o1, (y1 + 0.5 * c * (FL.warp(o0, bwd, "bicubic").clamp(0, 1) - y1)).clamp(0, 1), atol=1e-6)
+    assert torch.allclose(o1, (y1 + b * c * (FL.warp(o0, bwd, "bicubic").clamp(0, 1) - y1)).clamp(0, 1), atol=1e-6)
     assert ind.warping_error > 0 and tmp.warping_error <= 0.5 * ind.warping_error
     assert len(tmp.warping_errors) == 7
+
+
+def test_the_blend_is_the_callers_else_the_models_own_else_the_default(tmp_path):
+    from nstedu.fast import FastStylizer, init_net, save_model
+    from nstedu.vgg import WeightsError
+    from nstedu.video_frames import BLEND, FastFrames
+
+    assert BLEND == 0.5
+    assert FastFrames("starry_night_cpu", device="cpu").blend == 0.65       # its file says so
+    assert FastFrames("starry_night_cpu", 0.2, device="cpu").blend == 0.2   # the caller's wins
+    assert FastFrames("starry_night_cpu", 0.0, device="cpu").blend == 0.0
+    assert FastFrames("starry_night", device="cpu").blend == 0.5            # no video_blend in its file
+    assert FastFrames("starry_night_cpu", device="cpu", tuned=True).blend == 0.5   # the tuned model's own file
+    net = init_net(4, 0)
+    assert FastFrames(save_model(net, tmp_path / "own.pth", {"video_blend": 0.3}), device="cpu").blend == 0.3
+    for bad in (1.0, -0.1, "0.5", True):
+        path = save_model(net, tmp_path / "bad.pth", {"video_blend": bad})
+        with pytest.raises(WeightsError) as e:
+            FastFrames(path, device="cpu")
+        assert str(path) in str(e.value) and "video_blend" in str(e.value) and "\n" not in str(e.value)
+    assert FastStylizer.load(path).meta["video_blend"] is True   # the file itself still loads for photos
 
 
 def test_audio_is_copied_packet_for_packet(clip, tmp_path):
