@@ -31,12 +31,11 @@ import numpy as np
 import torch
 
 import _warping as WE
-from bench_video import StyleDistance
+from bench_video import StyleDistance, against, model_blend
 from nstedu import clips
 from nstedu import flow as FL
-from nstedu.fast import FastStylizer
 from nstedu.video import TEMPORAL_WEIGHT, stylize_video
-from nstedu.video_frames import FastFrames, default_blend, video_model
+from nstedu.video_frames import FastFrames, video_model
 
 PARTS = ("fast", "optimization", "speed")
 HELD_OUT = Path(__file__).resolve().parent / "heldout"   # held-out real clips (its README)
@@ -95,10 +94,13 @@ def compare(clip, mode_kwargs: dict, workdir: Path, *, size=None, max_frames=Non
     return rows
 
 
+def verdict(i: dict, t: dict, reduction_target: float) -> tuple[float, float, bool]:
+    """Run ``t`` against the independent run ``i``, scored with the independent warping error (``against``)."""
+    return against(i["ind"].mean, i["style"], t["ind"].mean, t["style"], reduction_target)
+
+
 def _versus(name: str, i: dict, t: dict, reduction_target: float) -> str:
-    cut_ind, cut_own = 1 - t["ind"].mean / i["ind"].mean, 1 - t["own"] / i["own"]
-    sd = t["style"] / i["style"] - 1
-    ok = cut_ind >= reduction_target and sd <= 0.10
+    (cut_ind, sd, ok), cut_own = verdict(i, t, reduction_target), 1 - t["own"] / i["own"]
     return (f"{name} vs independent: independent warping error **{100 * cut_ind:.0f} % lower** (own measure: "
             f"{100 * cut_own:.0f} % lower), change ratio {i['change']:.2f} → {t['change']:.2f}, style distance "
             f"{sd:+.1%} → target (≥ {100 * reduction_target:.0f} % lower at a style distance ≤ +10 %) "
@@ -140,11 +142,6 @@ def cut_note(rows: dict, cut: int, baseline="independent", temporal="temporal") 
             f"the cut), {gap[2]:.3f} at frame {cut + 1} → the temporal run {verdict}.\n")
 
 
-def model_blend(model) -> float:
-    """The blend fast mode uses for ``model`` when none is given (its file's ``video_blend``, else BLEND)."""
-    return default_blend(FastStylizer.load(model, "cpu"), model)
-
-
 def held_out(tmp: Path, quick: bool) -> str:
     """Both models, independent vs temporal (the defaults), on the held-out clips (``benchmarks/heldout/``)."""
     lines = ["**Fast mode on held-out real clips** (`benchmarks/heldout/`: 32 frames each from parts of the same two "
@@ -158,8 +155,7 @@ def held_out(tmp: Path, quick: bool) -> str:
             print(f"fast mode ({model}) on held-out {clip.name}", flush=True)
             rows = compare(clip, dict(fast=model), tmp, max_frames=4 if quick else None, every=2)
             i, t = rows["independent"], rows["temporal"]
-            cut, sd = 1 - t["ind"].mean / i["ind"].mean, t["style"] / i["style"] - 1
-            ok = cut >= 0.60 and sd <= 0.10
+            cut, sd, ok = verdict(i, t, 0.60)
             met, total = met + ok, total + 1
             lines.append(f"| {clip.stem} | {model} ({model_blend(model):g}) | {i['ind'].mean:.5f} → {t['ind'].mean:.5f} | "
                          f"{100 * cut:.0f} % | {sd:+.1%} | {'met' if ok else 'NOT met'} |")

@@ -49,12 +49,12 @@ class TemporalObjective:
         return total, dict(parts, temporal=temporal, total=total)
 
 
-def default_blend(stylizer: FastStylizer, where) -> float:
-    """The blend a model's file asks for (``meta["video_blend"]``), else :data:`BLEND`; ``where`` names the file in
-    the one-line error for a value outside [0, 1)."""
-    b = stylizer.meta.get("video_blend", BLEND)
+def default_blend(meta: dict, model) -> float:
+    """The blend the file of ``model`` asks for in its ``meta`` (``meta["video_blend"]``), else :data:`BLEND`; a
+    value outside [0, 1) is a one-line error naming the file."""
+    b = meta.get("video_blend", BLEND)
     if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0.0 <= b < 1.0:
-        raise WeightsError(f"'{where}': its video_blend must be a number in [0, 1), got {b!r}")
+        raise WeightsError(f"'{resolve_model(model)}': its video_blend must be a number in [0, 1), got {b!r}")
     return float(b)
 
 
@@ -83,7 +83,7 @@ class FastFrames:
             raise ValueError(f"blend must be in [0, 1), got {blend!r}")
         self.requested, self.model = model, (video_model(model) if tuned else model)
         self.stylizer, self.independent = FastStylizer.load(self.model, device), independent
-        self.blend = default_blend(self.stylizer, resolve_model(self.model)) if blend is None else blend
+        self.blend = default_blend(self.stylizer.meta, self.model) if blend is None else blend
         self.width = self.stylizer.net.width
         self._pool = self._pending = None
 
