@@ -151,7 +151,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
     if info.variable_rate:
         notes.append("note: variable frame rate: every frame keeps its timestamp, so the output's rate varies too")
     config = {"mode": mode, "style": str(style), "fast": str(getattr(stylizer, "model", fast)), "size": [width, height],
-              "independent": independent, "temporal_weight": temporal_weight, "blend": getattr(stylizer, "blend", blend),
+              "independent": independent, "temporal_weight": temporal_weight, "blend": getattr(stylizer, "blend", BLEND),
               "flow": [flow_method, flow_preset, flow_size], "codec": codec,
               "cuts": sorted(shots.spec) if isinstance(shots.spec, frozenset) else shots.spec, "tolerance": tolerance,
               "settings": getattr(stylizer, "cfg", None) and stylizer.cfg.to_dict()}
