@@ -124,6 +124,36 @@ def change_ratio(originals: Sequence, stylized: Sequence, cuts: Iterable[int] = 
     return ours / theirs if theirs > 0 else float("nan")
 
 
+#: :func:`still_flicker`: a pixel is still when no pixel within ``STILL_RADIUS`` of it changed by ``STILL_LEVELS``
+#: or more (of 255) in any channel between the two input frames.
+STILL_RADIUS, STILL_LEVELS = 4, 3
+
+
+def still_pixels(original_prev, original) -> np.ndarray:
+    """Boolean ``H × W`` mask of the still pixels of a pair of input frames (:data:`STILL_RADIUS`, :data:`STILL_LEVELS`)."""
+    a, b = (np.round(as_float(f) * 255).astype(np.int16) for f in (original_prev, original))
+    change = np.abs(b - a).max(-1).astype(np.uint8)
+    k = 2 * STILL_RADIUS + 1
+    return cv2.dilate(change, np.ones((k, k), np.uint8)) < STILL_LEVELS
+
+
+def still_flicker(originals: Sequence, stylized: Sequence, cuts: Iterable[int] = ()) -> tuple[float, float]:
+    r"""Flicker where the true motion is known, without any flow estimate: on footage from a fixed camera a pixel
+    whose neighbourhood did not change between two input frames (:func:`still_pixels`) did not move, so there the
+    warping error with the *true* flow is the mean squared frame-to-frame change :math:`\|O_t - O_{t-1}\|^2 / 3`.
+    Returns (that mean over the still pixels of all pairs, the mean fraction of pixels that were still); ``nan``
+    when no pixel was still (a moving camera). The pairs of ``cuts`` are left out."""
+    cuts, total, count, shares = set(cuts), 0.0, 0, []
+    for t in range(1, len(stylized)):
+        if t in cuts:
+            continue
+        still = still_pixels(originals[t - 1], originals[t])
+        shares.append(float(still.mean()))
+        diff = ((as_float(stylized[t]) - as_float(stylized[t - 1])) ** 2).sum(-1)
+        total, count = total + float(diff[still].sum()) / 3, count + int(still.sum())
+    return (total / count if count else float("nan")), (float(np.mean(shares)) if shares else 0.0)
+
+
 def read_frames(path, size: Optional[tuple[int, int]] = None, max_frames: Optional[int] = None) -> list[np.ndarray]:
     """The frames of a video file as ``H × W × 3`` uint8 arrays (PyAV), resized to ``size`` = (width, height) with
     area averaging when given."""

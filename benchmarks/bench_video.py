@@ -12,7 +12,7 @@ both modes; fast mode ≥ 2 frames/s at 360p on a 2-core CPU (decode, flow, netw
 peak RSS of a 10 s and a 60 s clip within 10 %. The clip is nstedu.clips' synthetic pan/zoom/moving-object clip.
 
 Usage: python benchmarks/bench_video.py [--quick] [--part quality|speed|memory|all] [--threads N]
-       python benchmarks/bench_video.py --real [fast|optimization|speed|all]     # real footage (issue 25)
+       python benchmarks/bench_video.py --real [fast|still|optimization|speed|all]     # real footage (issue 25)
 ``--quick``: tiny clips and few steps, nothing written to RESULTS.md (a smoke test). ``--real``: the same comparison
 on the shipped real clips, scored also with an independent warping error (Farnebäck flow; ``_video_real.py``,
 ``_warping.py``); each part writes its own section ``bench_video real PART (cpu)``.
@@ -118,7 +118,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="tiny smoke run, nothing written to RESULTS.md")
     ap.add_argument("--part", choices=("quality", "speed", "memory", "all"), default="all")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    ap.add_argument("--real", nargs="?", const="all", choices=("fast", "optimization", "speed", "all"),
+    ap.add_argument("--real", nargs="?", const="all", choices=("fast", "still", "optimization", "speed", "all"),
                     help="real footage instead of the synthetic clip (default part: all)")
     args = ap.parse_args(argv)
     if args.threads:

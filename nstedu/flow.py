@@ -164,6 +164,39 @@ def consistency_mask(flow_fwd: torch.Tensor, flow_bwd: torch.Tensor, motion_boun
     return (~bad).to(flow_bwd.dtype) * inside(flow_bwd)
 
 
+#: The still-scene test (:func:`settle`): window side in pixels (of the frames the flow is computed on) and the margin,
+#: mean |Δ| over R, G, B in [0, 1], by which the estimated flow must explain the window better than no motion does:
+#: one grey level of 8-bit video (a fractional warp also smooths the camera's noise, which lowers its error a little;
+#: on the still wall of the cup footage half a level let 4-10 % of the wall keep a made-up motion).
+STILL_WINDOW = 15
+STILL_MARGIN = 1 / 255
+
+
+def _window_error(a: torch.Tensor, b: torch.Tensor, window: int) -> torch.Tensor:
+    """Mean |a − b| over R, G, B and a ``window × window`` neighbourhood of each pixel (edges repeated),
+    ``(B, 1, H, W)``; the window's mean is taken along rows, then along columns."""
+    r = window // 2
+    diff = F.pad((a - b).abs().mean(1, keepdim=True), (r, r, r, r), mode="replicate")
+    return F.avg_pool2d(F.avg_pool2d(diff, (1, window), stride=1), (window, 1), stride=1)
+
+
+def settle(flow: torch.Tensor, a: torch.Tensor, b: torch.Tensor, window: int = STILL_WINDOW,
+           margin: float = STILL_MARGIN) -> torch.Tensor:
+    """``f_{a→b}`` set to zero wherever *no motion* explains frame ``a`` as well as the flow does: where the mean
+    |a − b| over a ``window``-pixel neighbourhood is at most ``margin`` above the mean |a − warp(b, flow)| there.
+
+    Why: DIS fills a region without texture (a white wall behind a moving hand) with about a pixel of made-up motion
+    (on the held-out cup footage a median of 0.7 px where Farnebäck finds 0.001 px). Carried along it, the strokes
+    of a still wall swim from frame to frame, and the consistency tests let go of a fifth of the wall, whose strokes
+    then flicker as the network redraws them. Where the frames themselves did not change, no motion is the simpler
+    explanation. The window is wide (15 px at the flow's 320 px) so that a plain object that does move (a black cup)
+    still shows its motion at its edges and highlights: with 5 px its inside was held still while it moved."""
+    a, b = a.to(flow), b.to(flow)
+    e = _window_error(torch.cat((a, a)), torch.cat((warp(b, flow), b)), window)   # both in one pass
+    e_flow, e_still = e[:len(a)], e[len(a):]
+    return flow * (e_still > e_flow + margin).to(flow.dtype)
+
+
 #: Longest side at which the video mode computes optical flow and the reliability mask (:class:`PairFlow`): larger
 #: frames are shrunk for the flow, which is then upsampled. Flow fields are smooth, so little is lost; at 640×360 the
 #: two DIS calls and the mask cost about a quarter as much.
@@ -174,12 +207,20 @@ class PairFlow:
     """``PairFlow(estimator)(cur, prev)`` → ``(f_{t→t-1}, f_{t-1→t}, mask)`` at the frames' size, computed on
     copies shrunk to a longest side of ``max_side`` (None = full size) and upsampled: flows bilinearly (and scaled),
     the :func:`consistency_mask` bilinearly and kept only where every contributing pixel was reliable. The shrunk
-    copy of each frame is made once (the previous call's ``cur`` is this call's ``prev``)."""
+    copy of each frame is made once (the previous call's ``cur`` is this call's ``prev``). ``still``: both flows
+    go through :func:`settle` (no motion where the frames did not change) before the mask is computed."""
 
-    def __init__(self, estimator: "FlowEstimator", max_side: Optional[int] = FLOW_SIDE):
+    def __init__(self, estimator: "FlowEstimator", max_side: Optional[int] = FLOW_SIDE, still: bool = True):
         if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 16):
             raise ValueError(f"flow size must be a whole number of pixels ≥ 16 or None, got {max_side!r}")
-        self.estimator, self.max_side, self._last = estimator, max_side, None
+        self.estimator, self.max_side, self.still, self._last = estimator, max_side, still, None
+
+    def _flows(self, a: torch.Tensor, b: torch.Tensor):
+        """``(f_{a→b}, f_{b→a}, mask in a)`` at the size of ``a`` and ``b``."""
+        bwd, fwd = self.estimator(a, b), self.estimator(b, a)
+        if self.still:
+            bwd, fwd = settle(bwd, a, b), settle(fwd, b, a)
+        return bwd, fwd, consistency_mask(fwd, bwd, frame=a, prev=b)
 
     def _small(self, frame: torch.Tensor, size) -> torch.Tensor:
         if self._last is not None and self._last[0] is frame:
@@ -189,14 +230,12 @@ class PairFlow:
     def __call__(self, cur: torch.Tensor, prev: torch.Tensor):
         h, w = cur.shape[-2:]
         if self.max_side is None or max(h, w) <= self.max_side:
-            bwd, fwd = self.estimator(cur, prev), self.estimator(prev, cur)
-            return bwd, fwd, consistency_mask(fwd, bwd, frame=cur, prev=prev)
+            return self._flows(cur, prev)
         k = self.max_side / max(h, w)
         size = (max(8, round(h * k)), max(8, round(w * k)))
         a, b = self._small(cur, size), self._small(prev, size)
         self._last = (cur, a)
-        bwd, fwd = self.estimator(a, b), self.estimator(b, a)
-        mask = consistency_mask(fwd, bwd, frame=a, prev=b)
+        bwd, fwd, mask = self._flows(a, b)
         scale = torch.tensor([w / size[1], h / size[0]]).view(1, 2, 1, 1)
 
         def up(f):

@@ -106,3 +106,31 @@ def test_the_real_footage_report_leaves_the_cut_out_and_judges_against_the_targe
     assert "5.0 s per frame after the first → target (≤ 6 s) met" in text
     rows["temporal"]["style"] = 0.115                                       # +15 % style distance: not met
     assert "+15.0% → target (≥ 80 % lower at a style distance ≤ +10 %) NOT met" in R.table("t", rows, 0.80)
+
+
+def test_still_flicker_counts_only_pixels_whose_whole_neighbourhood_did_not_change():
+    """A fixed camera: a 4×4 block of the input changes between frames 0 and 1, nothing else. The still pixels are
+    those farther than 4 px from the block (Chebyshev distance); the stylized clip changes by 0.3 in one channel on
+    a still pixel and by 0.5 everywhere on the block: only the still pixel's change counts, 0.3² / 3 spread over the
+    still pixels. A cut pair is left out; a moving camera (no still pixel) gives nan."""
+    originals = [np.full((20, 24, 3), 100, np.uint8) for _ in range(3)]
+    originals[1][8:12, 10:14] = 140
+    originals[2] = originals[1].copy()
+    still = WE.still_pixels(originals[0], originals[1])
+    expect = np.ones((20, 24), bool)
+    expect[4:16, 6:18] = False                               # the block grown by 4 px each way
+    assert np.array_equal(still, expect)
+    assert WE.still_pixels(originals[1], originals[2]).all()
+    out = [np.zeros((20, 24, 3), np.float32) for _ in range(3)]
+    out[1] = out[0].copy()
+    out[1][0, 0, 1] = 0.3
+    out[1][8:12, 10:14] = 0.5
+    out[2] = out[1].copy()
+    flicker, share = WE.still_flicker(originals, out)
+    n = expect.sum()
+    assert flicker == pytest.approx(0.09 / 3 / (n + 20 * 24))   # pairs (0,1) and (1,2): one change over all their still pixels
+    assert share == pytest.approx((n / (20 * 24) + 1) / 2)
+    assert WE.still_flicker(originals, out, cuts=[1]) == (0.0, 1.0)
+    moving = [np.random.default_rng(t).integers(0, 255, (20, 24, 3), dtype=np.uint8) for t in range(2)]
+    f, s = WE.still_flicker(moving, out[:2])
+    assert np.isnan(f) and s == 0.0

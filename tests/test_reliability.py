@@ -318,9 +318,25 @@ def test_batch_output_that_is_an_existing_file_is_refused(tmp_path, capsys):
     assert (tmp_path / "out.txt").read_text() == "mine"
 
 
+def starting(p, timeout=60.0) -> None:
+    """Wait until the command has set its stop handlers (``quiet_start``: SIGTERM caught, bit 15 of SigCgt in
+    /proc/PID/status), just before it imports torch, which takes seconds. A fixed sleep can end before that on a
+    loaded machine, while Python itself is still starting and Ctrl-C gives its traceback."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and p.poll() is None:
+        status = Path(f"/proc/{p.pid}/status").read_text()
+        caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+        if caught >> (signal.SIGTERM - 1) & 1:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the command did not set its stop handlers")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
 def test_ctrl_c_while_starting_is_one_line_and_exit_130(tmp_path):
     p = spawn("-m", "nstedu", "stylize", "chelsea", "starry_night", "-o", tmp_path / "o.png", *TINY)
-    time.sleep(1.0)  # importing torch takes seconds: still starting
+    starting(p)
+    time.sleep(0.2)  # importing torch takes seconds: still starting
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 130 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err

@@ -14,8 +14,8 @@ H.264 (CRF 18) at 30 frames/s:
   the hard cut, :data:`nstedu.clips.REAL_CUT_FRAME`).
 
 and four *held-out* clips for the benchmark only (``benchmarks/heldout/``, 32 frames each, none of the frames above):
-``cup_100.mp4``, ``cup_160.mp4`` (cup.mp4 from frame 100 / 160), ``box_200.mp4``, ``box_400.mp4`` (box.mp4). No
-setting of the engine was chosen on them: they check that what was measured on the shipped clips carries over.
+``cup_100.mp4``, ``cup_160.mp4`` (cup.mp4 from frame 100 / 160), ``box_200.mp4``, ``box_400.mp4`` (box.mp4), and
+a second set, ``cup_0``, ``cup_68``, ``box_40``, ``box_250`` (benchmarks/heldout/README.md says what was chosen on which).
 """
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ from nstedu.clips import REAL_CUT_FRAME  # noqa: E402
 
 SIZE, FPS = (320, 240), 30
 #: the held-out clips: (name, source video, first frame), 32 frames each
-HELD_OUT = (("cup_100", "cup", 100), ("cup_160", "cup", 160), ("box_200", "box", 200), ("box_400", "box", 400))
+HELD_OUT = (("cup_100", "cup", 100), ("cup_160", "cup", 160), ("box_200", "box", 200), ("box_400", "box", 400),
+            ("cup_0", "cup", 0), ("cup_68", "cup", 68), ("box_40", "box", 40), ("box_250", "box", 250))
 
 
 def frames(video: Path, first: int, count: int) -> list[np.ndarray]:
