@@ -201,10 +201,10 @@ def still_scene(tmp: Path, quick: bool) -> str:
         rows.update(compare(clip, dict(fast="starry_night_cpu"), tmp, max_frames=n, every=2, runs=(("with", {}),)))
         i, wo, w = rows["independent"], rows["without"], rows["with"]
         (s_i, share), (s_wo, _), (s_w, _) = i["still"], wo["still"], w["still"]
+        (cut_wo, sd_wo, _), (cut_w, sd_w, _) = verdict(i, wo, 0.6), verdict(i, w, 0.6)
         lines.append(f"| {name} | {100 * share:.0f} % | {s_i:.6f} → {s_wo:.6f} → {s_w:.6f} | {100 * (1 - s_wo / s_i):.0f} % → "
-                     f"**{100 * (1 - s_w / s_i):.0f} %** | {100 * verdict(i, wo, 0.6)[0]:.0f} % → {100 * verdict(i, w, 0.6)[0]:.0f} % | "
-                     f"{i['change']:.2f} → {wo['change']:.2f} → {w['change']:.2f} | {verdict(i, wo, 0.6)[1]:+.1%} → "
-                     f"{verdict(i, w, 0.6)[1]:+.1%} |")
+                     f"**{100 * (1 - s_w / s_i):.0f} %** | {100 * cut_wo:.0f} % → {100 * cut_w:.0f} % | "
+                     f"{i['change']:.2f} → {wo['change']:.2f} → {w['change']:.2f} | {sd_wo:+.1%} → {sd_w:+.1%} |")
     return "\n".join(lines) + "\n"
 
 

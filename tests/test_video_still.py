@@ -3,6 +3,9 @@
 on the blank wall; where the frames did not change, the flow is set to no motion. References: a loop over the
 window, hand-made flows, and the frames themselves (where a fixed camera's frames did not change, the true motion is
 zero, so the flicker there is measured without any flow estimate)."""
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +17,9 @@ cv2 = pytest.importorskip("cv2")
 
 from nstedu import clips  # noqa: E402
 from nstedu.video import stylize_video  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from _warping import still_flicker, still_pixels  # noqa: E402  (the benchmark's flow-free measure)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
 
@@ -28,12 +34,6 @@ def cup_shot():
     path, cut = clips.real_clip_with_cut()
     with av.open(str(path)) as c:
         return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)][:cut]
-
-
-def still_pixels(a, b):
-    """Where the frames did not change: every pixel within 4 px changed by < 3/255 in every channel."""
-    d = np.abs(a.astype(np.int16) - b.astype(np.int16)).max(-1).astype(np.uint8)
-    return cv2.dilate(d, np.ones((9, 9), np.uint8)) < 3
 
 
 @pytest.mark.parametrize("window", [3, 5])
@@ -104,9 +104,7 @@ def test_fast_mode_stops_the_still_wall_flickering(cup_shot, tmp_path, monkeypat
         outs = []
         stylize_video(clip, tmp_path / "out.mp4", fast="starry_night_cpu", progress=False,
                       on_frame=lambda i, frame, out: outs.append(out[0].permute(1, 2, 0).numpy()), **kw)
-        errs = [((outs[t] - outs[t - 1]) ** 2).mean(-1)[still_pixels(cup_shot[t], cup_shot[t - 1])].mean()
-                for t in range(1, len(outs))]
-        return float(np.mean(errs))
+        return still_flicker(cup_shot[:len(outs)], outs)[0]
 
     independent, held = flicker(independent=True), flicker()
     monkeypatch.setattr(FL, "settle", lambda flow, a, b: flow)

@@ -13,7 +13,7 @@ H.264 (CRF 18) at 30 frames/s:
 * ``real_cut.mp4``: cup.mp4 frames 48–67, then box.mp4 frames 300–319 (40 frames; frame 20 is the first after
   the hard cut, :data:`nstedu.clips.REAL_CUT_FRAME`).
 
-and four *held-out* clips for the benchmark only (``benchmarks/heldout/``, 32 frames each, none of the frames above):
+and eight *held-out* clips for the benchmark only (``benchmarks/heldout/``, 32 frames each, none of the frames above):
 ``cup_100.mp4``, ``cup_160.mp4`` (cup.mp4 from frame 100 / 160), ``box_200.mp4``, ``box_400.mp4`` (box.mp4), and
 a second set, ``cup_0``, ``cup_68``, ``box_40``, ``box_250`` (benchmarks/heldout/README.md says what was chosen on which).
 """
