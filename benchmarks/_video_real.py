@@ -177,34 +177,41 @@ def held_out(tmp: Path, quick: bool) -> str:
 
 
 def still_scene(tmp: Path, quick: bool) -> str:
-    """Fast mode (``starry_night_cpu``, its blend) with the flow's still-scene test (:func:`nstedu.flow.settle`) off
-    and on, on the fixed-camera footage: the cup shot of the clip with a cut and the held-out cup clips."""
-    lines = ["**The still-scene test of the flow** (`nstedu.flow.settle`: no motion where no motion explains a 15-px "
-             "window as well as the flow) off and on, fast mode, starry_night_cpu at its blend, on the fixed-camera "
-             "footage. *Still pixels* as in the held-out table: the frame-to-frame change there is the warping error "
-             "with the true flow (none).\n",
-             "| clip | still pixels | their flicker: independent → without → with the test | reduction without → with "
-             "| independent warping error (Farnebäck): reduction without → with | change ratio: independent → without "
-             "→ with | style distance without → with |", "|---|---|---|---|---|---|---|"]
+    """Fast mode (``starry_night_cpu``, its blend) on the fixed-camera footage (the cup shot of the clip with a cut
+    and the held-out cup clips): neither still-scene remedy, the flow's still-scene test (:func:`nstedu.flow.settle`),
+    and that test with the still hold (:meth:`nstedu.video_frames.FastFrames.held`, the default)."""
+    lines = ["**Still scenes**, fast mode, starry_night_cpu at its blend, on the fixed-camera footage: *neither*: DIS's "
+             "flow as it comes, every reliable pixel blended; *settle*: the flow's still-scene test "
+             "(`nstedu.flow.settle`: no motion where no motion explains a 15-px window as well as the flow); "
+             "*+ hold*: with it, pixels whose input has not changed since their output was drawn keep that output "
+             "whole instead of blending in the network's redrawn strokes (`FastFrames.held`; the default). *Still "
+             "pixels* as in the held-out table: the frame-to-frame change there is the warping error with the true "
+             "flow (none).\n",
+             "| clip | still pixels | their flicker: independent → neither → settle → + hold | reduction: neither → "
+             "settle → + hold | independent warping error (Farnebäck), reduction: neither → settle → + hold | change "
+             "ratio: independent → neither → settle → + hold | style distance: neither → settle → + hold |",
+             "|---|---|---|---|---|---|---|"]
     cut_clip, cut = clips.real_clip_with_cut()
     todo = [("real_cut (its cup shot)", cut_clip, cut)] + [(n, HELD_OUT / f"{n}.mp4", None) for n in FIXED_CAMERA]
     for name, clip, n in todo[:1 if quick else None]:
         n = 4 if quick else n
-        print(f"still-scene test off and on: {name}", flush=True)
+        print(f"still scenes: {name}", flush=True)
         settle = FL.settle
         FL.settle = lambda flow, a, b: flow
         try:
             rows = compare(clip, dict(fast="starry_night_cpu"), tmp, max_frames=n, every=2,
-                           runs=(("independent", {"independent": True}), ("without", {})))
+                           runs=(("independent", {"independent": True}), ("neither", {"hold": False})))
         finally:
             FL.settle = settle
-        rows.update(compare(clip, dict(fast="starry_night_cpu"), tmp, max_frames=n, every=2, runs=(("with", {}),)))
-        i, wo, w = rows["independent"], rows["without"], rows["with"]
-        (s_i, share), (s_wo, _), (s_w, _) = i["still"], wo["still"], w["still"]
-        (cut_wo, sd_wo, _), (cut_w, sd_w, _) = verdict(i, wo, 0.6), verdict(i, w, 0.6)
-        lines.append(f"| {name} | {100 * share:.0f} % | {s_i:.6f} → {s_wo:.6f} → {s_w:.6f} | {100 * (1 - s_wo / s_i):.0f} % → "
-                     f"**{100 * (1 - s_w / s_i):.0f} %** | {100 * cut_wo:.0f} % → {100 * cut_w:.0f} % | "
-                     f"{i['change']:.2f} → {wo['change']:.2f} → {w['change']:.2f} | {sd_wo:+.1%} → {sd_w:+.1%} |")
+        rows.update(compare(clip, dict(fast="starry_night_cpu"), tmp, max_frames=n, every=2,
+                            runs=(("settle", {"hold": False}), ("hold", {}))))
+        i, runs = rows["independent"], [rows[k] for k in ("neither", "settle", "hold")]
+        (s_i, share), flick = i["still"], [r["still"][0] for r in runs]
+        verdicts = [verdict(i, r, 0.6) for r in runs]
+        lines.append(f"| {name} | {100 * share:.0f} % | {s_i:.6f} → " + " → ".join(f"{f:.6f}" for f in flick) + " | "
+                     + " → ".join(f"{100 * (1 - f / s_i):.0f} %" for f in flick[:-1]) + f" → **{100 * (1 - flick[-1] / s_i):.0f} %** | "
+                     + " → ".join(f"{100 * v[0]:.0f} %" for v in verdicts) + f" | {i['change']:.2f} → "
+                     + " → ".join(f"{r['change']:.2f}" for r in runs) + " | " + " → ".join(f"{v[1]:+.1%}" for v in verdicts) + " |")
     return "\n".join(lines) + "\n"
 
 

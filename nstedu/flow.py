@@ -197,6 +197,18 @@ def settle(flow: torch.Tensor, a: torch.Tensor, b: torch.Tensor, window: int = S
     return flow * (e_still > e_flow + margin).to(flow.dtype)
 
 
+
+def unchanged(a: torch.Tensor, b: torch.Tensor, window: int = STILL_WINDOW, margin: float = STILL_MARGIN,
+              pixel: float = 8 / 255) -> torch.Tensor:
+    """Where frame ``a`` shows what ``b`` showed at the same place: ``(B, 1, H, W)`` float, 1 where the mean |a − b|
+    over a ``window``-pixel neighbourhood is at most ``margin`` *and* no pixel of the 3 × 3 around it changed by more
+    than ``pixel`` (the window's mean alone would miss a small object: a 2 × 2 one at 10 % contrast moves a 15-px
+    window's mean by 0.2 grey levels). What the fast video mode holds (:class:`nstedu.video_frames.FastFrames`)."""
+    b = b.to(a)
+    near = _window_error(a, b, window) <= margin
+    big = (a - b).abs().amax(1, keepdim=True) > pixel
+    return (near & ~(F.max_pool2d(big.to(a.dtype), 3, stride=1, padding=1) > 0)).to(a.dtype)
+
 #: Longest side at which the video mode computes optical flow and the reliability mask (:class:`PairFlow`): larger
 #: frames are shrunk for the flow, which is then upsampled. Flow fields are smooth, so little is lost; at 640×360 the
 #: two DIS calls and the mask cost about a quarter as much.

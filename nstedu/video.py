@@ -15,7 +15,9 @@ occlusions and motion boundaries), written as a wrapper around :class:`nstedu.tr
 :func:`nstedu.transfer.optimize`. *Fast* (a trained :class:`nstedu.fast.FastStylizer`): one pass per frame, then
 the reliable pixels are blended with the warped previous output, ``o_t = y_t + b·c·(ω(o_{t-1}) − y_t)``, so the
 stroke pattern moves with the scene instead of being re-drawn every frame (``b``: ``blend``; by default the model's
-own, ``starry_night_cpu``: 0.65, else 0.5: :func:`nstedu.video_frames.default_blend`). ``tuned=True`` uses a shipped model's
+own, ``starry_night_cpu``: 0.65, else 0.5: :func:`nstedu.video_frames.default_blend`); with ``starry_night_cpu``
+(or ``hold=True``) pixels whose input has not changed since their output was drawn keep that output whole (the
+still hold, :meth:`nstedu.video_frames.FastFrames.held`). ``tuned=True`` uses a shipped model's
 *video-tuned* version instead (``starry_night_cpu_video``: fine-tuned to be stable under small motion,
 :mod:`nstedu.fast.stability`; steadier, but with 28–47 % more style distance on real footage, so not the default);
 the run's notes say which model ran and whether it blended.
@@ -87,7 +89,7 @@ class VideoResult:
 @stop_signals()  # SIGTERM and SIGHUP stop the run like Ctrl-C: the frames done are kept (nstedu.video_signals)
 def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] = None,
                   max_frames: Optional[int] = None, independent: bool = False,
-                  temporal_weight: float = TEMPORAL_WEIGHT, blend: Optional[float] = None, resume: bool = False,
+                  temporal_weight: float = TEMPORAL_WEIGHT, blend: Optional[float] = None, hold: Optional[bool] = None, resume: bool = False,
                   measure: bool = False, progress: bool = True, on_frame: Optional[Callable] = None,
                   flow_method: str = "dis", flow_preset: str = "medium", segment_seconds: float = 2.0,
                   segment_wall_seconds: float = 60.0, cuts="auto", tolerance: float = TOLERANCE,
@@ -99,7 +101,9 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
     ``"starry_night_cpu"``) the fast mode; ``tuned``: use a shipped model's video-tuned version
     (``starry_night_cpu_video``, trained for stability: :mod:`nstedu.fast.stability`; steadier, plainer) when there
     is one (the run's notes name the model and whether it blended); ``blend``: fast mode's share of the warped
-    previous output on reliable pixels (None: the model's own, see :func:`nstedu.video_frames.default_blend`). ``size``: longest side of the frames stylized
+    previous output on reliable pixels (None: the model's own, see :func:`nstedu.video_frames.default_blend`);
+    ``hold``: fast mode keeps the output of pixels whose input has not changed (None: as the model's file asks,
+    :func:`nstedu.video_frames.default_hold`). ``size``: longest side of the frames stylized
     (default: the source's in
     fast mode; in optimization mode the engine's default, or the source's if smaller: a clip is upscaled only when
     ``size`` asks). ``settings``: any :class:`nstedu.TransferConfig` field (``steps``, ``style_weight``, …): the
@@ -126,7 +130,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
         unknown = sorted(settings)
         if unknown:
             raise ValueError(f"fast mode has no optimization settings; remove {unknown}")
-        stylizer, mode = FastFrames(fast, blend, device, tuned=tuned, independent=independent), "fast"
+        stylizer, mode = FastFrames(fast, blend, device, tuned=tuned, independent=independent, hold=hold), "fast"
     else:
         for s in (style if isinstance(style, (list, tuple)) else [style]):
             load_style(s, 256)  # a missing or unreadable style fails here, before the input is opened
@@ -154,7 +158,8 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
               "independent": independent, "temporal_weight": temporal_weight, "blend": getattr(stylizer, "blend", BLEND),
               "flow": [flow_method, flow_preset, flow_size], "codec": codec,
               "cuts": sorted(shots.spec) if isinstance(shots.spec, frozenset) else shots.spec, "tolerance": tolerance,
-              "settings": getattr(stylizer, "cfg", None) and stylizer.cfg.to_dict()}
+              "settings": getattr(stylizer, "cfg", None) and stylizer.cfg.to_dict(),
+              **({"hold": True} if getattr(stylizer, "hold", False) and not independent else {})}
     parts = output.with_name(output.name + ".parts")
     finished_there = os.path.lexists(output) and _keeps_output(parts)
     state = _load_progress(parts, _fingerprint(Path(input), config), resume, output)
@@ -167,6 +172,9 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
     prev_in = prev_out = None
     if done and state.get("state"):
         prev_out = torch.load(parts / state["state"], map_location="cpu", weights_only=True)
+        if isinstance(prev_out, dict):   # the output and what the stylizer carries
+            prev_out, carried = prev_out["output"], prev_out
+            getattr(stylizer, "restore", lambda s: None)(carried)
     flows = FL.PairFlow(FL.FlowEstimator(flow_method, flow_preset), flow_size) if (measure or not independent) else None
     shots.found = state.setdefault("cuts", [])   # one list, saved with the progress: a resumed run reports them all
     errors, writer, seg_start, seg_t0, start_pts, last_time = [], None, 0, time.perf_counter(), None, 0.0
@@ -189,7 +197,8 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
         writer = None
         state["done"] = sum(s[2] for s in state["segments"])
         state_file = f"state_{state['done']:06d}.pt"
-        atomic_write(parts / state_file, lambda f: torch.save(prev_out, f))
+        carried = {"output": prev_out, **getattr(stylizer, "temporal_state", dict)()}
+        atomic_write(parts / state_file, lambda f: torch.save(carried, f))
         old, state["state"] = state.get("state"), state_file
         atomic_write(parts / "progress.json", lambda f: f.write(json.dumps(state, indent=1)), text=True)
         if old and old != state_file:
@@ -232,7 +241,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
                 bwd = mask = None
             elif bwd is not None and not independent:
                 warped = FL.warp(prev_out, bwd, stylizer.warp_mode).clamp_(0, 1)
-            out = stylizer(cur, warped, mask).cpu().clamp_(0, 1)
+            out = stylizer(cur, warped, mask, prev_out if warped is not None else None).cpu().clamp_(0, 1)
             if measure and bwd is not None:
                 errors.append(FL.warping_error(out, prev_out, bwd, mask))
             if writer is None:

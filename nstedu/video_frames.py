@@ -1,7 +1,7 @@
 """What stylizes one frame of a video, in each mode (used by :func:`nstedu.video.stylize_video`, which reads,
 writes and resumes): the fast network with blending, and the optimization with Ruder et al.'s temporal loss
-(:class:`TemporalObjective`). Each is called as ``stylizer(frame, warped, mask)`` with ``warped``/``mask`` ``None``
-on the first frame of a shot."""
+(:class:`TemporalObjective`). Each is called as ``stylizer(frame, warped, mask, previous)`` with ``warped``/``mask``
+``None`` on the first frame of a shot (``previous``: the previous output, unwarped)."""
 from __future__ import annotations
 
 import math
@@ -11,7 +11,9 @@ from dataclasses import replace
 from typing import Callable, Optional
 
 import torch
+import torch.nn.functional as F
 
+from . import flow as FL
 from .config import TransferConfig
 from .env import resolve_device
 from .fast import FastStylizer, available_models, resolve_model
@@ -58,6 +60,17 @@ def default_blend(meta: dict, model) -> float:
     return float(b)
 
 
+def default_hold(meta: dict, model) -> bool:
+    """Whether the file of ``model`` asks for the still hold (``meta["video_hold"]``, :meth:`FastFrames.held`); off
+    when it does not say. Measured (``nstedu/models/README.md``): neutral in style for starry_night_cpu, whose file
+    asks for it, but +2 points of style distance for starry_night on the hand-held clip (the held pixels keep a
+    blended value, and its finer strokes lose more by it)."""
+    h = meta.get("video_hold", False)
+    if not isinstance(h, bool):
+        raise WeightsError(f"'{resolve_model(model)}': its video_hold must be true or false, got {h!r}")
+    return h
+
+
 def video_model(model):
     """The video-tuned version of a shipped model (``"starry_night_cpu"`` → ``"starry_night_cpu_video"``, fine-tuned
     for stability by :mod:`nstedu.fast.stability`) when one is shipped; otherwise ``model`` itself (files as given)."""
@@ -78,14 +91,16 @@ class FastFrames:
     overlap = True   # run the network in a worker thread while the flow is computed (False: one after the other)
 
     def __init__(self, model, blend: Optional[float] = None, device="auto", tuned: bool = False,
-                 independent: bool = False):
+                 independent: bool = False, hold: Optional[bool] = None):
         if blend is not None and not 0.0 <= blend < 1.0:
             raise ValueError(f"blend must be in [0, 1), got {blend!r}")
         self.requested, self.model = model, (video_model(model) if tuned else model)
         self.stylizer, self.independent = FastStylizer.load(self.model, device), independent
         self.blend = default_blend(self.stylizer.meta, self.model) if blend is None else blend
+        # hold the pixels whose input has not changed (:meth:`held`); None: as the model's file asks
+        self.hold = default_hold(self.stylizer.meta, self.model) if hold is None else bool(hold)
         self.width = self.stylizer.net.width
-        self._pool = self._pending = None
+        self._pool = self._pending = self._anchor = None
 
     def bytes_per_pixel(self) -> float:  # measured: ~30·width B/px for the network's activations, + flow buffers
         return 30.0 * self.width + 200.0
@@ -106,12 +121,49 @@ class FastFrames:
             self._pool.shutdown(wait=True)
             self._pool = self._pending = None
 
-    def __call__(self, frame: torch.Tensor, warped: Optional[torch.Tensor], mask: Optional[torch.Tensor]) -> torch.Tensor:
+    def __call__(self, frame: torch.Tensor, warped: Optional[torch.Tensor], mask: Optional[torch.Tensor],
+                 previous: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``previous``: the previous output as it was (held pixels keep it; None: the warped one)."""
         pending, self._pending = self._pending, None
         y = pending[1].result() if pending is not None and pending[0] is frame else self.stylizer.stylize_tensor(frame)
         if warped is None or self.blend == 0:
+            self._anchor = frame
             return y
-        return y + self.blend * mask * (warped - y)
+        out = y + self.blend * mask * (warped - y)
+        if self.hold and self._anchor is not None and self._anchor.shape == frame.shape:
+            held = self.held(frame) * mask > 0
+            out = torch.where(held, warped if previous is None else previous.to(out), out)
+            self._anchor = torch.where(held, self._anchor, frame)
+        else:
+            self._anchor = frame
+        return out
+
+    def held(self, frame: torch.Tensor) -> torch.Tensor:
+        """The still hold: 1 where ``frame`` shows what the input showed when the output there was last drawn (the
+        *anchor*, :func:`nstedu.flow.unchanged`: a 15-px window at the flow's 320 px, scaled with the frame). There
+        the previous output is kept as it was, not blended: blending averages the network's redrawn strokes, which
+        blurs them and leaves a slow drift; holding keeps one frame's strokes. Kept unwarped: the input did not
+        change at that place, so neither does the output (no resampling along a sub-pixel camera drift). The anchor
+        is compared, not the previous frame, so a slow change (a fade or a drift of less than a grey level a frame)
+        adds up and lets the pixel be drawn again."""
+        h, w = frame.shape[-2:]
+        if max(h, w) <= FL.FLOW_SIDE:
+            return FL.unchanged(frame, self._anchor, max(3, round(FL.STILL_WINDOW * max(h, w) / FL.FLOW_SIDE)) | 1)
+        # larger frames: tested at the flow's size (at 640×360 the full-size test cost ~0.1 s a frame), held where
+        # every shrunk pixel that contributes is
+        k = FL.FLOW_SIDE / max(h, w)
+        size = (max(8, round(h * k)), max(8, round(w * k)))
+        a, b = (F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+                for x in (frame, self._anchor))
+        small = FL.unchanged(a, b, FL.STILL_WINDOW)
+        return (F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False) > 0.999).to(frame.dtype)
+
+    def temporal_state(self) -> dict:
+        """What the next frame needs besides the previous output (saved with a resume point)."""
+        return {"anchor": self._anchor} if self._anchor is not None else {}
+
+    def restore(self, state: dict) -> None:
+        self._anchor = state.get("anchor")
 
     def summary(self) -> str:
         """Which model ran and whether its frames were blended (the run's notes)."""
@@ -119,7 +171,8 @@ class FastFrames:
                  if self.model != self.requested else f"{self.model}")
         how = ("independent frames, no blending" if self.independent else
                "no blending (blend 0)" if self.blend == 0 else
-               f"blending {self.blend:g} of the warped previous output on reliable pixels")
+               f"blending {self.blend:g} of the warped previous output on reliable pixels"
+               + (", holding those whose input has not changed" if self.hold else ""))
         return f"fast: model {which}; {how}"
 
 
@@ -177,7 +230,8 @@ class OptimizedFrames:
     def bytes_per_pixel(self) -> float:
         return optimized_bytes_per_pixel(self.cfg.optimizer, self.cfg.lbfgs_history)
 
-    def __call__(self, frame: torch.Tensor, warped: Optional[torch.Tensor], mask: Optional[torch.Tensor]) -> torch.Tensor:
+    def __call__(self, frame: torch.Tensor, warped: Optional[torch.Tensor], mask: Optional[torch.Tensor],
+                 previous: Optional[torch.Tensor] = None) -> torch.Tensor:
         t0 = time.perf_counter()
         content = frame.to(self.device)
         objective = Objective(self.vgg, content, self.targets, self.cfg)
