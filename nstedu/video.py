@@ -170,10 +170,11 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
     done = state["done"]
     total = min(info.frames, max_frames) if max_frames else info.frames
     prev_in = prev_out = None
+    carried: dict = {}   # what the stylizer carries to the next frame, taken with prev_out (saved with it)
     if done and state.get("state"):
         prev_out = torch.load(parts / state["state"], map_location="cpu", weights_only=True)
         if isinstance(prev_out, dict):   # the output and what the stylizer carries
-            prev_out, carried = prev_out["output"], prev_out
+            prev_out, carried = prev_out["output"], {k: v for k, v in prev_out.items() if k != "output"}
             getattr(stylizer, "restore", lambda s: None)(carried)
     flows = FL.PairFlow(FL.FlowEstimator(flow_method, flow_preset), flow_size) if (measure or not independent) else None
     shots.found = state.setdefault("cuts", [])   # one list, saved with the progress: a resumed run reports them all
@@ -197,8 +198,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
         writer = None
         state["done"] = sum(s[2] for s in state["segments"])
         state_file = f"state_{state['done']:06d}.pt"
-        carried = {"output": prev_out, **getattr(stylizer, "temporal_state", dict)()}
-        atomic_write(parts / state_file, lambda f: torch.save(carried, f))
+        atomic_write(parts / state_file, lambda f: torch.save({"output": prev_out, **carried}, f))
         old, state["state"] = state.get("state"), state_file
         atomic_write(parts / "progress.json", lambda f: f.write(json.dumps(state, indent=1)), text=True)
         if old and old != state_file:
@@ -248,7 +248,9 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
                 seg_start, seg_t0 = rel, time.perf_counter()
                 writer = V.SegmentWriter(parts / f"seg_{i:06d}.mp4", width, height, info.time_base, info.fps, codec)
             writer.write((out[0] * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy(), rel - seg_start)
-            prev_in, prev_out, last_time = cur, out, float(rel * info.time_base)
+            # one assignment: a signal (KeyboardInterrupt) cannot leave the output and the carried state of two frames
+            prev_in, prev_out, carried, last_time = (cur, out, getattr(stylizer, "temporal_state", dict)(),
+                                                     float(rel * info.time_base))
             bar.update(1)
             frame_seconds.append(time.perf_counter() - frame_t0)
             if frame_seconds[-1] >= 1:      # slow frames: seconds per frame reads better than frames per second
