@@ -197,7 +197,6 @@ def settle(flow: torch.Tensor, a: torch.Tensor, b: torch.Tensor, window: int = S
     return flow * (e_still > e_flow + margin).to(flow.dtype)
 
 
-
 def unchanged(a: torch.Tensor, b: torch.Tensor, window: int = STILL_WINDOW, margin: float = STILL_MARGIN,
               pixel: float = 8 / 255) -> torch.Tensor:
     """Where frame ``a`` shows what ``b`` showed at the same place: ``(B, 1, H, W)`` float, 1 where the mean |a − b|
@@ -209,10 +208,28 @@ def unchanged(a: torch.Tensor, b: torch.Tensor, window: int = STILL_WINDOW, marg
     big = (a - b).abs().amax(1, keepdim=True) > pixel
     return (near & ~(F.max_pool2d(big.to(a.dtype), 3, stride=1, padding=1) > 0)).to(a.dtype)
 
+
 #: Longest side at which the video mode computes optical flow and the reliability mask (:class:`PairFlow`): larger
 #: frames are shrunk for the flow, which is then upsampled. Flow fields are smooth, so little is lost; at 640×360 the
 #: two DIS calls and the mask cost about a quarter as much.
 FLOW_SIDE = 320
+
+
+def shrunk_size(h: int, w: int, max_side: int) -> tuple[int, int]:
+    """``(h, w)`` scaled to a longest side of ``max_side`` (at least 8 px each)."""
+    k = max_side / max(h, w)
+    return max(8, round(h * k)), max(8, round(w * k))
+
+
+def shrink(frame: torch.Tensor, size) -> torch.Tensor:
+    """``frame`` resized to ``size`` = (h, w), antialiased, in [0, 1]."""
+    return F.interpolate(frame, size=size, mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
+
+
+def grow_mask(mask: torch.Tensor, size) -> torch.Tensor:
+    """A 0/1 mask computed on a shrunk copy, upsampled to ``size`` = (h, w): 1 only where every shrunk pixel that
+    contributes (bilinearly) was 1."""
+    return (F.interpolate(mask, size=size, mode="bilinear", align_corners=False) > 0.999).to(mask.dtype)
 
 
 class PairFlow:
@@ -237,14 +254,13 @@ class PairFlow:
     def _small(self, frame: torch.Tensor, size) -> torch.Tensor:
         if self._last is not None and self._last[0] is frame:
             return self._last[1]
-        return F.interpolate(frame, size=size, mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
+        return shrink(frame, size)
 
     def __call__(self, cur: torch.Tensor, prev: torch.Tensor):
         h, w = cur.shape[-2:]
         if self.max_side is None or max(h, w) <= self.max_side:
             return self._flows(cur, prev)
-        k = self.max_side / max(h, w)
-        size = (max(8, round(h * k)), max(8, round(w * k)))
+        size = shrunk_size(h, w, self.max_side)
         a, b = self._small(cur, size), self._small(prev, size)
         self._last = (cur, a)
         bwd, fwd, mask = self._flows(a, b)
@@ -252,8 +268,7 @@ class PairFlow:
 
         def up(f):
             return F.interpolate(f, size=(h, w), mode="bilinear", align_corners=False) * scale
-        mask = (F.interpolate(mask, size=(h, w), mode="bilinear", align_corners=False) > 0.999).to(mask.dtype)
-        return up(bwd), up(fwd), mask * inside(up(bwd))
+        return up(bwd), up(fwd), grow_mask(mask, (h, w)) * inside(up(bwd))
 
 
 def warping_error(frame: torch.Tensor, prev: torch.Tensor, flow_bwd: torch.Tensor,

@@ -89,7 +89,8 @@ class VideoResult:
 @stop_signals()  # SIGTERM and SIGHUP stop the run like Ctrl-C: the frames done are kept (nstedu.video_signals)
 def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] = None,
                   max_frames: Optional[int] = None, independent: bool = False,
-                  temporal_weight: float = TEMPORAL_WEIGHT, blend: Optional[float] = None, hold: Optional[bool] = None, resume: bool = False,
+                  temporal_weight: float = TEMPORAL_WEIGHT, blend: Optional[float] = None,
+                  hold: Optional[bool] = None, resume: bool = False,
                   measure: bool = False, progress: bool = True, on_frame: Optional[Callable] = None,
                   flow_method: str = "dis", flow_preset: str = "medium", segment_seconds: float = 2.0,
                   segment_wall_seconds: float = 60.0, cuts="auto", tolerance: float = TOLERANCE,
@@ -241,7 +242,7 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
                 bwd = mask = None
             elif bwd is not None and not independent:
                 warped = FL.warp(prev_out, bwd, stylizer.warp_mode).clamp_(0, 1)
-            out = stylizer(cur, warped, mask, prev_out if warped is not None else None).cpu().clamp_(0, 1)
+            out = stylizer(cur, warped, mask, prev_out).cpu().clamp_(0, 1)
             if measure and bwd is not None:
                 errors.append(FL.warping_error(out, prev_out, bwd, mask))
             if writer is None:

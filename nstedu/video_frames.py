@@ -11,7 +11,6 @@ from dataclasses import replace
 from typing import Callable, Optional
 
 import torch
-import torch.nn.functional as F
 
 from . import flow as FL
 from .config import TransferConfig
@@ -149,14 +148,11 @@ class FastFrames:
         h, w = frame.shape[-2:]
         if max(h, w) <= FL.FLOW_SIDE:
             return FL.unchanged(frame, self._anchor, max(3, round(FL.STILL_WINDOW * max(h, w) / FL.FLOW_SIDE)) | 1)
-        # larger frames: tested at the flow's size (at 640×360 the full-size test cost ~0.1 s a frame), held where
-        # every shrunk pixel that contributes is
-        k = FL.FLOW_SIDE / max(h, w)
-        size = (max(8, round(h * k)), max(8, round(w * k)))
-        a, b = (F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-                for x in (frame, self._anchor))
-        small = FL.unchanged(a, b, FL.STILL_WINDOW)
-        return (F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False) > 0.999).to(frame.dtype)
+        # larger frames: tested at the flow's size, like the flow's own mask (full size: 26 ms a frame at 640×360,
+        # shrunk: 9 ms)
+        size = FL.shrunk_size(h, w, FL.FLOW_SIDE)
+        small = FL.unchanged(FL.shrink(frame, size), FL.shrink(self._anchor, size), FL.STILL_WINDOW)
+        return FL.grow_mask(small, (h, w))
 
     def temporal_state(self) -> dict:
         """What the next frame needs besides the previous output (saved with a resume point)."""
