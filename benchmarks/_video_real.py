@@ -31,11 +31,12 @@ import numpy as np
 import torch
 
 import _warping as WE
-from bench_video import StyleDistance, against, model_blend
+from bench_video import StyleDistance, against
 from nstedu import clips
 from nstedu import flow as FL
 from nstedu.video import TEMPORAL_WEIGHT, stylize_video
-from nstedu.video_frames import FastFrames, video_model
+from nstedu.fast.network import read_model_file
+from nstedu.video_frames import FastFrames, default_tuned, video_model
 
 PARTS = ("fast", "still", "optimization", "speed")
 HELD_OUT = Path(__file__).resolve().parent / "heldout"   # held-out real clips (its README)
@@ -49,6 +50,27 @@ def _u8(t: torch.Tensor) -> np.ndarray:
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255
+
+
+BASELINE = ("independent", {"independent": True, "tuned": False})   # the model as named, each frame on its own
+
+
+def fast_runs(model) -> list:
+    """Fast mode's runs for ``model``: its independent frames (the baseline), the engine's defaults (``temporal``),
+    and the other choice of network: the model as named when the defaults use its video-tuned version, else the
+    video-tuned version with blending; plus the video-tuned network's independent frames."""
+    runs = [BASELINE, ("temporal", {})]
+    if default_tuned(read_model_file(model)["meta"], model):
+        return runs + [("as named + blending", {"tuned": False}),
+                       ("video-tuned, independent frames", {"independent": True, "tuned": True})]
+    return runs + [("video-tuned, independent frames", {"independent": True, "tuned": True}),
+                   ("video-tuned + blending", {"tuned": True})]
+
+
+def defaults(model) -> str:
+    """What fast video mode runs for ``model`` by default: the network, its blend, the hold."""
+    f = FastFrames(model, device="cpu")
+    return (f"defaults: network {f.model}, blend {f.blend:g}, hold {'on' if f.hold else 'off'}")
 
 
 def own_error(result, cuts) -> float:
@@ -150,20 +172,22 @@ def held_out(tmp: Path, quick: bool) -> str:
     pixels (:func:`_warping.still_flicker`); a frozen frame (the first independent output repeated) shows what the
     independent warping error charges for a clip that does not change at all."""
     lines = ["**Fast mode on held-out real clips** (`benchmarks/heldout/`, its README: 32 frames each from parts of the "
-             "same two videos that the shipped clips do not use), the engine's defaults. *Still pixels*: pixels whose "
+             "same two videos that the shipped clips do not use), the engine's defaults (for starry_night_cpu: its "
+             "video-tuned network), against the independent frames of the model as named. *Still pixels*: pixels whose "
              "input did not change within 4 px (< 3/255); on a fixed camera (the cup clips) they did not move, so the "
              "frame-to-frame change there is the warping error with the true flow (no flow estimate); the box clips are "
              "hand-held, their still pixels moved by less than the test sees, so there the column is only indicative. "
              "*Frozen frame*: the first "
              "independent output repeated, a clip with no flicker at all, scored by the independent warping error.\n",
-             "| clip | model (blend) | warping error, independent → temporal (Farnebäck) | reduction | frozen frame "
+             "| clip | model (video defaults) | warping error, independent → temporal (Farnebäck) | reduction | frozen frame "
              "| still pixels | their flicker, independent → temporal | reduction | style distance "
              "| target (≥ 60 % at ≤ +10 %) |", "|---|---|---|---|---|---|---|---|---|---|"]
     met = total = 0
     for clip in sorted(HELD_OUT.glob("*.mp4"))[:1 if quick else None]:
         for model in ("starry_night_cpu",) if quick else ("starry_night_cpu", "starry_night"):
             print(f"fast mode ({model}) on held-out {clip.name}", flush=True)
-            rows = compare(clip, dict(fast=model), tmp, max_frames=4 if quick else None, every=2)
+            rows = compare(clip, dict(fast=model), tmp, max_frames=4 if quick else None, every=2,
+                           runs=(BASELINE, ("temporal", {})))
             i, t = rows["independent"], rows["temporal"]
             cut, sd, ok = verdict(i, t, 0.60)
             met, total = met + ok, total + 1
@@ -171,7 +195,7 @@ def held_out(tmp: Path, quick: bool) -> str:
             (s_i, share), (s_t, _) = i["still"], t["still"]
             still = (f"{100 * share:.0f} % | {s_i:.6f} → {s_t:.6f} | {100 * (1 - s_t / s_i):.0f} %" if share >= 0.05
                      else f"{100 * share:.0f} % | — | —")
-            lines.append(f"| {clip.stem} | {model} ({model_blend(model):g}) | {i['ind'].mean:.5f} → {t['ind'].mean:.5f} | "
+            lines.append(f"| {clip.stem} | {model} ({defaults(model).replace('defaults: ', '')}) | {i['ind'].mean:.5f} → {t['ind'].mean:.5f} | "
                          f"{100 * cut:.0f} % | {frozen:.5f} | {still} | {sd:+.1%} | {'met' if ok else 'NOT met'} |")
     return "\n".join(lines) + f"\n\nTarget met on {met} of {total}.\n"
 
@@ -180,7 +204,8 @@ def still_scene(tmp: Path, quick: bool) -> str:
     """Fast mode (``starry_night_cpu``, its blend) on the fixed-camera footage (the cup shot of the clip with a cut
     and the held-out cup clips): neither still-scene remedy, the flow's still-scene test (:func:`nstedu.flow.settle`),
     and that test with the still hold (:meth:`nstedu.video_frames.FastFrames.held`, the default)."""
-    lines = ["**Still scenes**, fast mode, starry_night_cpu at its blend, on the fixed-camera footage: *neither*: DIS's "
+    lines = ["**Still scenes**, fast mode, starry_night_cpu's video defaults (its video-tuned network, its blend), "
+             "against the independent frames of starry_night_cpu, on the fixed-camera footage: *neither*: DIS's "
              "flow as it comes, every reliable pixel blended; *settle*: the flow's still-scene test "
              "(`nstedu.flow.settle`: no motion where no motion explains a 15-px window as well as the flow); "
              "*+ hold*: with it, pixels whose input has not changed since their output was drawn keep that output "
@@ -200,7 +225,7 @@ def still_scene(tmp: Path, quick: bool) -> str:
         FL.settle = lambda flow, a, b: flow
         try:
             rows = compare(clip, dict(fast="starry_night_cpu"), tmp, max_frames=n, every=2,
-                           runs=(("independent", {"independent": True}), ("neither", {"hold": False})))
+                           runs=(BASELINE, ("neither", {"hold": False})))
         finally:
             FL.settle = settle
         rows.update(compare(clip, dict(fast="starry_night_cpu"), tmp, max_frames=n, every=2,
@@ -230,24 +255,20 @@ def run(part: str, quick: bool, tmp: Path) -> str:
     if part == "fast":
         n = 4 if quick else None
         out = []
-        runs = (("independent", {"independent": True, "tuned": False}), ("temporal", {"tuned": False}),
-                ("video-tuned, independent frames", {"independent": True, "tuned": True}),
-                ("video-tuned + blending", {"tuned": True}))
         for model in (("starry_night_cpu",) if quick else ("starry_night_cpu", "starry_night")):
             print(f"fast mode ({model}) on the real clip", flush=True)
-            rows = compare(clip, dict(fast=model), tmp, max_frames=n, every=2, runs=runs)
-            out.append(table(f"Fast mode, {model}, real clip (blend {model_blend(model):g}, the model's default; "
-                             f"*video-tuned*: {video_model(model)}, "
-                             f"fine-tuned for stability, `nstedu/models/README.md`; style distance on one frame in 2)",
-                             rows, 0.60))
+            rows = compare(clip, dict(fast=model), tmp, max_frames=n, every=2, runs=fast_runs(model))
+            out.append(table(f"Fast mode, {model}, real clip ({defaults(model)}; *video-tuned*: {video_model(model)}, "
+                             f"fine-tuned for stability, `nstedu/models/README.md`; every run against the independent "
+                             f"frames of {model} itself; style distance on one frame in 2)", rows, 0.60))
         cut_clip, cut = clips.real_clip_with_cut()
         print("fast mode (starry_night_cpu) on the real clip with a cut", flush=True)
         rows = compare(cut_clip, dict(fast="starry_night_cpu"), tmp, max_frames=(cut + 3) if quick else None,
-                       cuts=[cut], every=2, runs=runs)
-        out.append(table(f"Fast mode, starry_night_cpu, real clip with a hard cut before frame {cut} (video-tuned: "
-                         f"{video_model('starry_night_cpu')})", rows, 0.60))
-        out.append(cut_note(rows, cut))
-        out.append(cut_note(rows, cut, "video-tuned, independent frames", "video-tuned + blending"))
+                       cuts=[cut], every=2, runs=fast_runs("starry_night_cpu"))
+        out.append(table(f"Fast mode, starry_night_cpu, real clip with a hard cut before frame {cut} "
+                         f"({defaults('starry_night_cpu')})", rows, 0.60))
+        out.append(cut_note(rows, cut, "video-tuned, independent frames", "temporal"))
+        out.append(cut_note(rows, cut, "independent", "as named + blending"))
         out.append(held_out(tmp, quick))
         return "\n".join(out)
     if part == "still":
@@ -290,7 +311,7 @@ def run(part: str, quick: bool, tmp: Path) -> str:
             FastFrames.overlap = True
             torch.set_num_threads(threads)
         whole, steady = r.frames / (stamps[-1] - t0), (len(stamps) - 1) / (stamps[-1] - stamps[0])
-        label = f"{model}, {how}, {n_threads} torch thread{'s' if n_threads > 1 else ''}"   # the default: not tuned
+        label = f"{model}, {how}, {n_threads} torch thread{'s' if n_threads > 1 else ''}"   # the defaults (its network)
         print(f"  {label} ({name}): {whole:.2f} frames/s whole run, {steady:.2f} after the first frame at {w}×{h}",
               flush=True)
         target = f"≥ 2 → {'met' if steady >= 2 else 'NOT met'}" if model == "starry_night_cpu" else "—"

@@ -38,9 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hold", action=argparse.BooleanOptionalAction, default=None,
                    help="fast: keep the output of pixels whose input has not changed instead of blending them "
                         "(default: as the model's file asks; starry_night_cpu: on)")
-    p.add_argument("--video-model", action="store_true",
-                   help="fast: use the shipped model's video-tuned version (MODEL_video, trained for stability): "
-                        "steadier, but a plainer style (nstedu/models/README.md)")
+    p.add_argument("--video-model", action=argparse.BooleanOptionalAction, default=None,
+                   help="fast: use the shipped model's video-tuned version (MODEL_video, trained for stability; "
+                        "default: as the model's file asks; starry_night_cpu: on; nstedu/models/README.md)")
     p.add_argument("--cuts", default="auto", metavar="auto|none|F,F",
                    help="scene cuts: detect them (auto, the default), none, or the frames that start a new shot "
                         "(e.g. 120,233); the first frame of a shot is stylized as a first frame")

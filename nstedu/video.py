@@ -17,10 +17,11 @@ the reliable pixels are blended with the warped previous output, ``o_t = y_t + b
 stroke pattern moves with the scene instead of being re-drawn every frame (``b``: ``blend``; by default the model's
 own, ``starry_night_cpu``: 0.65, else 0.5: :func:`nstedu.video_frames.default_blend`); with ``starry_night_cpu``
 (or ``hold=True``) pixels whose input has not changed since their output was drawn keep that output whole (the
-still hold, :meth:`nstedu.video_frames.FastFrames.held`). ``tuned=True`` uses a shipped model's
-*video-tuned* version instead (``starry_night_cpu_video``: fine-tuned to be stable under small motion,
-:mod:`nstedu.fast.stability`; steadier, but with 28–47 % more style distance on real footage, so not the default);
-the run's notes say which model ran and whether it blended.
+still hold, :meth:`nstedu.video_frames.FastFrames.held`). ``tuned`` picks a shipped model's *video-tuned* version
+(:mod:`nstedu.fast.stability`: fine-tuned to be stable under small motion); by default as the model's file asks
+(:func:`nstedu.video_frames.default_tuned`): ``starry_night_cpu`` runs as ``starry_night_cpu_video``, which flickers
+less on every real clip measured at no more style distance; ``starry_night``'s tuned version costs too much style
+and is used only when asked. The run's notes say which model ran and whether it blended.
 The flow and masks are computed on the *input* frames (backward ``t→t-1`` and forward ``t-1→t``, DIS by default,
 at up to 320 px); the mask also lets go of pixels whose colour the flow does not explain (small fast objects). At a
 scene cut (:mod:`nstedu.shots`) nothing is carried: the new shot's first frame is stylized as a first frame. In optimization mode that frame gets the whole budget,
@@ -94,14 +95,15 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
                   measure: bool = False, progress: bool = True, on_frame: Optional[Callable] = None,
                   flow_method: str = "dis", flow_preset: str = "medium", segment_seconds: float = 2.0,
                   segment_wall_seconds: float = 60.0, cuts="auto", tolerance: float = TOLERANCE,
-                  tuned: bool = False, flow_size: Optional[int] = FL.FLOW_SIDE, device="auto",
+                  tuned: Optional[bool] = None, flow_size: Optional[int] = FL.FLOW_SIDE, device="auto",
                   **settings) -> VideoResult:
     """Stylize the video ``input`` into ``output`` (.mp4, .mov, .mkv or .webm) and return a :class:`VideoResult`.
 
     ``style`` (a path or sample name) selects the optimization mode, ``fast`` (a model file or shipped name such as
     ``"starry_night_cpu"``) the fast mode; ``tuned``: use a shipped model's video-tuned version
-    (``starry_night_cpu_video``, trained for stability: :mod:`nstedu.fast.stability`; steadier, plainer) when there
-    is one (the run's notes name the model and whether it blended); ``blend``: fast mode's share of the warped
+    (``starry_night_cpu_video``, trained for stability: :mod:`nstedu.fast.stability`) when there is one (None: as
+    the model's file asks, :func:`nstedu.video_frames.default_tuned`; the run's notes name the model and whether it
+    blended); ``blend``: fast mode's share of the warped
     previous output on reliable pixels (None: the model's own, see :func:`nstedu.video_frames.default_blend`);
     ``hold``: fast mode keeps the output of pixels whose input has not changed (None: as the model's file asks,
     :func:`nstedu.video_frames.default_hold`). ``size``: longest side of the frames stylized

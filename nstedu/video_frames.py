@@ -16,6 +16,7 @@ from . import flow as FL
 from .config import TransferConfig
 from .env import resolve_device
 from .fast import FastStylizer, available_models, resolve_model
+from .fast.network import read_model_file
 from .objective import Objective, prepare_style_targets
 from .samples import load_style
 from .transfer import initial_image, optimize
@@ -70,6 +71,17 @@ def default_hold(meta: dict, model) -> bool:
     return h
 
 
+def default_tuned(meta: dict, model) -> bool:
+    """Whether the file of ``model`` asks fast video mode to use its video-tuned version (``meta["video_tuned"]``,
+    :func:`video_model`); off when it does not say. ``starry_night_cpu`` asks for it: ``starry_night_cpu_video``
+    (trained for stability with a stronger style term) flickers less on every real clip measured, at no more style
+    distance (``nstedu/models/README.md``); ``starry_night``'s tuned version loses too much of the style."""
+    t = meta.get("video_tuned", False)
+    if not isinstance(t, bool):
+        raise WeightsError(f"'{resolve_model(model)}': its video_tuned must be true or false, got {t!r}")
+    return t
+
+
 def video_model(model):
     """The video-tuned version of a shipped model (``"starry_night_cpu"`` → ``"starry_night_cpu_video"``, fine-tuned
     for stability by :mod:`nstedu.fast.stability`) when one is shipped; otherwise ``model`` itself (files as given)."""
@@ -83,16 +95,18 @@ class FastFrames:
     """Fast mode: ``y = network(frame)``; with a previous output, reliable pixels blend towards it by ``blend``.
     The previous output is warped bicubically: it is carried from frame to frame, and bilinear resampling would
     blur the strokes a little more at every step. ``tuned``: use the video-tuned version of a shipped model
-    (:func:`video_model`) when there is one. :meth:`prepare` starts the network on a frame in a worker thread, so
+    (:func:`video_model`) when there is one (None: as the model's file asks, :func:`default_tuned`). :meth:`prepare` starts the network on a frame in a worker thread, so
     that it runs while the caller computes the optical flow (torch and OpenCV release the GIL)."""
 
     warp_mode = "bicubic"
     overlap = True   # run the network in a worker thread while the flow is computed (False: one after the other)
 
-    def __init__(self, model, blend: Optional[float] = None, device="auto", tuned: bool = False,
+    def __init__(self, model, blend: Optional[float] = None, device="auto", tuned: Optional[bool] = None,
                  independent: bool = False, hold: Optional[bool] = None):
         if blend is not None and not 0.0 <= blend < 1.0:
             raise ValueError(f"blend must be in [0, 1), got {blend!r}")
+        if tuned is None:
+            tuned = default_tuned(read_model_file(model)["meta"], model)
         self.requested, self.model = model, (video_model(model) if tuned else model)
         self.stylizer, self.independent = FastStylizer.load(self.model, device), independent
         self.blend = default_blend(self.stylizer.meta, self.model) if blend is None else blend

@@ -1,0 +1,69 @@
+"""Score fast-model candidates (e.g. tools/stability_sweep.py's snapshots) with the whole video pipeline on the CPU.
+
+    python tools/score_candidates.py RESULTS.json MODEL.pth ... [--clips dev|heldout] [--blend X] [--hold/--no-hold]
+
+Each model runs `stylize_video` with the blend and hold of the model it was fine-tuned from (or the ones given) on
+the clips, and is scored as `benchmarks/bench_video.py --real fast` scores the shipped models: the independent
+(Farnebaeck) warping error and the style distance against the *original* model's independent frames. Clips: *dev*
+the two shipped real clips (nstedu.clips), *heldout* benchmarks/heldout/. Results are appended to RESULTS.json as
+they come (a rerun skips what is there).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+
+import _video_real as VR  # noqa: E402
+from nstedu import clips  # noqa: E402
+from nstedu.fast.network import read_model_file  # noqa: E402
+from nstedu.video_frames import default_blend, default_hold  # noqa: E402
+
+
+def clip_list(which: str):
+    if which == "dev":
+        cut_clip, cut = clips.real_clip_with_cut()
+        return [("real", clips.real_clip(), []), ("real_cut", cut_clip, [cut])]
+    return [(p.stem, p, []) for p in sorted(VR.HELD_OUT.glob("*.mp4"))]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    p.add_argument("results", type=Path)
+    p.add_argument("models", nargs="+")
+    p.add_argument("--clips", default="dev", choices=("dev", "heldout"))
+    p.add_argument("--tmp", type=Path, default=Path("/tmp/score_tmp"))
+    a = p.parse_args(argv)
+    a.tmp.mkdir(parents=True, exist_ok=True)
+    results = json.loads(a.results.read_text()) if a.results.exists() else {}
+    for name, clip, cuts in clip_list(a.clips):
+        for model in a.models:
+            meta = read_model_file(model)["meta"]
+            init = meta.get("sweep", {}).get("init", model)
+            key = f"{Path(model).stem}|{name}"
+            base_key = f"{init}/independent|{name}"
+            if key in results and base_key in results:
+                continue
+            init_meta = read_model_file(init)["meta"]
+            blend, hold = default_blend(init_meta, init), default_hold(init_meta, init)
+            runs = [("temporal", {"fast": model, "blend": blend, "hold": hold})]
+            if base_key not in results:
+                runs.insert(0, ("independent", {"fast": init, "independent": True}))
+            print(f"{key} (blend {blend}, hold {hold})", flush=True)
+            rows = VR.compare(clip, {}, a.tmp, cuts=cuts, every=2, runs=[(l, kw) for l, kw in runs])
+            if "independent" in rows:
+                r = rows["independent"]
+                results[base_key] = dict(ind=r["ind"].mean, style=r["style"], change=r["change"], still=r["still"][0])
+            base, t = results[base_key], rows["temporal"]
+            results[key] = dict(ind=t["ind"].mean, style=t["style"], change=t["change"], still=t["still"][0],
+                                reduction=1 - t["ind"].mean / base["ind"], style_change=t["style"] / base["style"] - 1)
+            print(f"  => reduction {results[key]['reduction']:.1%}, style {results[key]['style_change']:+.1%}", flush=True)
+            a.results.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
