@@ -1,4 +1,7 @@
-"""Issue 25 on a lent GPU: gentle stability fine-tunes of the shipped fast models, many settings at once.
+"""Issue 25 on a lent GPU: stability fine-tunes of the shipped fast models, many settings at once.
+
+Outcome (December 2026, `nstedu/models/README.md`): the stability term alone costs the fine strokes; with a stronger
+style term at the same time it does not. `starry_night_cpu_video.pth` is round 3's `s3_l5e9_b40` at step 2500.
 
 The CPU here needs 8-14 s per fine-tuning step, so the earlier sweep (`nstedu/models/README.md`) stopped at 10-60
 steps of strong settings (lambda 2e9-1e10, lr 1e-4-1e-3), all of which cost 20-80 % style distance. This tool runs the
@@ -28,7 +31,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# name: (init model, crop size, style size, batch, style weight, lambda_stab, lr, extra FastConfig fields, snapshots)
+# name: (spec: init model, crop size, style size, batch, style weight beta; lambda_stab; lr; extra FastConfig fields);
+# the snapshots' step counts are per group (the name's prefix, SNAPSHOTS)
 SMALL = dict(init="starry_night_cpu", size=128, style_size=None, batch=4, beta=20)      # its own training recipe
 LARGE = dict(init="starry_night", size=256, style_size=None, batch=4, beta=100)
 RUNS = {
