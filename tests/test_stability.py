@@ -177,17 +177,13 @@ def test_the_shipped_video_model_flickers_less_on_real_footage_at_no_more_style_
     pytest.importorskip("cv2")
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from _warping import read_frames, warping_error
+    from bench_video import StyleDistance
 
-    from nstedu import clips, metrics, samples
-    from nstedu.images import pil_to_tensor
+    from nstedu import clips
     from nstedu.video import stylize_video
-    from nstedu.vgg import get_vgg
 
     clip = clips.real_clip()
-    vgg = get_vgg("caffe", "cpu")
-    layers = list(metrics.STYLE_LAYERS)
-    with torch.no_grad():
-        painting = vgg(pil_to_tensor(samples.load("starry_night", 320)), layers)
+    style_distance = StyleDistance("starry_night", 320)
 
     def run(**kw):
         outs, styles = [], []
@@ -195,9 +191,7 @@ def test_the_shipped_video_model_flickers_less_on_real_footage_at_no_more_style_
         def keep(i, frame, out):
             outs.append((out[0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy())
             if i % 2 == 0:
-                with torch.no_grad():
-                    d = metrics.style_distances(vgg(out, layers), painting)
-                styles.append(sum(d.values()) / len(d))
+                styles.append(style_distance(out))
         r = stylize_video(clip, tmp_path / "o.mp4", fast="starry_night_cpu", max_frames=16, progress=False,
                           on_frame=keep, **kw)
         originals = read_frames(clip, (outs[0].shape[1], outs[0].shape[0]), len(outs))

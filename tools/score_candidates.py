@@ -1,10 +1,11 @@
 """Score fast-model candidates (e.g. tools/stability_sweep.py's snapshots) with the whole video pipeline on the CPU.
 
-    python tools/score_candidates.py RESULTS.json MODEL.pth ... [--clips dev|heldout] [--blend X] [--hold/--no-hold]
+    python tools/score_candidates.py RESULTS.json MODEL.pth ... [--clips dev|heldout]
 
-Each model runs `stylize_video` with the blend and hold of the model it was fine-tuned from (or the ones given) on
-the clips, and is scored as `benchmarks/bench_video.py --real fast` scores the shipped models: the independent
-(Farnebaeck) warping error and the style distance against the *original* model's independent frames. Clips: *dev*
+Each model runs `stylize_video` with the blend and hold of the model it was fine-tuned from on the clips (the file
+itself, never a tuned version it may name), and is scored as `benchmarks/bench_video.py --real fast` scores the
+shipped models: the independent (Farnebaeck) warping error and the style distance against the *original* model's
+independent frames. Clips: *dev*
 the two shipped real clips (nstedu.clips), *heldout* benchmarks/heldout/. Results are appended to RESULTS.json as
 they come (a rerun skips what is there).
 """
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import _video_real as VR  # noqa: E402
+from bench_video import against  # noqa: E402
 from nstedu import clips  # noqa: E402
 from nstedu.fast.network import read_model_file  # noqa: E402
 from nstedu.video_frames import default_blend, default_hold  # noqa: E402
@@ -50,17 +52,19 @@ def main(argv=None):
                 continue
             init_meta = read_model_file(init)["meta"]
             blend, hold = default_blend(init_meta, init), default_hold(init_meta, init)
-            runs = [("temporal", {"fast": model, "blend": blend, "hold": hold})]
+            # tuned=False: each run uses the file it names (a shipped model's file may ask for its tuned version)
+            runs = [("temporal", {"fast": model, "blend": blend, "hold": hold, "tuned": False})]
             if base_key not in results:
-                runs.insert(0, ("independent", {"fast": init, "independent": True}))
+                runs.insert(0, ("independent", {"fast": init, "independent": True, "tuned": False}))
             print(f"{key} (blend {blend}, hold {hold})", flush=True)
             rows = VR.compare(clip, {}, a.tmp, cuts=cuts, every=2, runs=[(l, kw) for l, kw in runs])
             if "independent" in rows:
                 r = rows["independent"]
                 results[base_key] = dict(ind=r["ind"].mean, style=r["style"], change=r["change"], still=r["still"][0])
             base, t = results[base_key], rows["temporal"]
+            cut, sd, _ = against(base["ind"], base["style"], t["ind"].mean, t["style"], 0.60)
             results[key] = dict(ind=t["ind"].mean, style=t["style"], change=t["change"], still=t["still"][0],
-                                reduction=1 - t["ind"].mean / base["ind"], style_change=t["style"] / base["style"] - 1)
+                                reduction=cut, style_change=sd)
             print(f"  => reduction {results[key]['reduction']:.1%}, style {results[key]['style_change']:+.1%}", flush=True)
             a.results.write_text(json.dumps(results, indent=1))
 

@@ -66,12 +66,16 @@ RUNS2 = {
 }
 # round 3 (round 2: beta 40-80 put the strokes back, style distance 9-22 % *below* the original's independent frames,
 # but the flicker reduction fell to 61-73 %): a stronger stability term with the stronger style term
-RUNS3 = {f"s3_l{lam:.0e}_b{beta}".replace("e+0", "e").replace("e+", "e"): (dict(SMALL, beta=beta), lam, 3e-5, {})
-         for beta, lam in ((30, 2e9), (40, 2e9), (40, 3e9), (40, 5e9), (60, 3e9), (60, 5e9), (60, 1e10))}
+def grid(prefix: str, spec: dict, pairs, lr: float = 3e-5) -> dict:
+    """Runs named ``PREFIX_l<lambda>_b<beta>`` for each (beta, lambda) in ``pairs``, ``spec`` with that beta."""
+    return {f"{prefix}_l{lam:.0e}_b{beta}".replace("e+0", "e").replace("e+", "e"): (dict(spec, beta=beta), lam, lr, {})
+            for beta, lam in pairs}
+
+
+RUNS3 = grid("s3", SMALL, ((30, 2e9), (40, 2e9), (40, 3e9), (40, 5e9), (60, 3e9), (60, 5e9), (60, 1e10)))
 # round 4, not run yet (the GPU time ran out): round 3's remedy for the large model, whose round-1 runs (beta 100)
 # lost 19-91 % of style distance: beta x2-x4 with lambda x3-x10 (`bash tools/gpu_sweep.sh --groups l4`)
-RUNS4 = {f"l4_l{lam:.0e}_b{beta}".replace("e+0", "e").replace("e+", "e"): (dict(LARGE, beta=beta), lam, 3e-5, {})
-         for beta, lam in ((200, 3e9), (200, 5e9), (200, 1e10), (300, 5e9), (300, 1e10), (400, 1e10))}
+RUNS4 = grid("l4", LARGE, ((200, 3e9), (200, 5e9), (200, 1e10), (300, 5e9), (300, 1e10), (400, 1e10)))
 # round 5, on the 2-core CPU after the GPU time ran out: round 3's recipe scaled to the large model (beta x2; lambda
 # 5e9, the perceptual sums of both models being ~3-4e12 at 128 px), 128 px crops, a few hundred steps
 LARGE_CPU = dict(init="starry_night", size=128, style_size=256, batch=2, beta=200)
