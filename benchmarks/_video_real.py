@@ -36,7 +36,7 @@ from nstedu import clips
 from nstedu import flow as FL
 from nstedu.video import TEMPORAL_WEIGHT, stylize_video
 from nstedu.fast.network import read_model_file
-from nstedu.video_frames import FastFrames, default_tuned, video_model
+from nstedu.video_frames import FastFrames, default_detail, default_tuned, video_model
 
 PARTS = ("fast", "still", "optimization", "speed")
 HELD_OUT = Path(__file__).resolve().parent / "heldout"   # held-out real clips (its README)
@@ -58,9 +58,13 @@ BASELINE = ("independent", {"independent": True, "tuned": False})   # the model 
 def fast_runs(model) -> list:
     """Fast mode's runs for ``model``: its independent frames (the baseline), the engine's defaults (``temporal``),
     and the other choice of network: the model as named when the defaults use its video-tuned version, else the
-    video-tuned version with blending; plus the video-tuned network's independent frames."""
+    video-tuned version with blending; plus the video-tuned network's independent frames; where the defaults keep
+    the strokes' detail after blending, the same blend without it."""
+    meta = read_model_file(model)["meta"]
     runs = [BASELINE, ("temporal", {})]
-    if default_tuned(read_model_file(model)["meta"], model):
+    if default_detail(meta, model):   # the same blend without the detail restoration (nstedu.video_blend)
+        runs.append(("temporal, detail not kept", {"detail": False}))
+    if default_tuned(meta, model):
         return runs + [("as named + blending", {"tuned": False}),
                        ("video-tuned, independent frames", {"independent": True, "tuned": True})]
     return runs + [("video-tuned, independent frames", {"independent": True, "tuned": True}),
@@ -70,7 +74,8 @@ def fast_runs(model) -> list:
 def defaults(model) -> str:
     """What fast video mode runs for ``model`` by default: the network, its blend, the hold."""
     f = FastFrames(model, device="cpu")
-    return (f"defaults: network {f.model}, blend {f.blend:g}, hold {'on' if f.hold else 'off'}")
+    return (f"defaults: network {f.model}, blend {f.blend:g}, detail {'kept' if f.detail else 'not kept'}, "
+            f"hold {'on' if f.hold else 'off'}")
 
 
 def own_error(result, cuts) -> float:

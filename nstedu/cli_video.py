@@ -34,10 +34,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"optimization: weight of the temporal loss (default {TEMPORAL_WEIGHT:g}; see nstedu.video)")
     p.add_argument("--blend", type=float, default=None, metavar="B",
                    help=f"fast: share of the warped previous frame kept on reliable pixels, 0–1 (default: the model's "
-                        f"own, else {BLEND:g}; starry_night_cpu: 0.65)")
+                        f"own, else {BLEND:g}; starry_night_cpu: 0.65, starry_night: 0.8)")
     p.add_argument("--hold", action=argparse.BooleanOptionalAction, default=None,
                    help="fast: keep the output of pixels whose input has not changed instead of blending them "
                         "(default: as the model's file asks; starry_night_cpu: on)")
+    p.add_argument("--detail", action=argparse.BooleanOptionalAction, default=None,
+                   help="fast: give the blended strokes their detail back (nstedu.video_blend; default: as the "
+                        "model's file asks, on unless it says otherwise)")
     p.add_argument("--video-model", action=argparse.BooleanOptionalAction, default=None,
                    help="fast: use the shipped model's video-tuned version (MODEL_video, trained for stability; "
                         "default: as the model's file asks; starry_night_cpu: on; nstedu/models/README.md)")
@@ -57,7 +60,7 @@ def run(args) -> int:
     kwargs = dict(size=args.size, max_frames=args.max_frames, independent=args.independent, resume=args.resume,
                   progress=not args.quiet, flow_method=args.flow, device=args.device, cuts=args.cuts)
     if args.fast is not None:
-        kwargs.update(fast=args.fast, blend=args.blend, tuned=args.video_model, hold=args.hold)
+        kwargs.update(fast=args.fast, blend=args.blend, tuned=args.video_model, hold=args.hold, detail=args.detail)
     else:
         kwargs.update(style=args.style, steps=args.steps, style_weight=args.style_weight, optimizer=args.optimizer,
                       content_weight=args.content_weight,

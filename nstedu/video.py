@@ -15,7 +15,9 @@ occlusions and motion boundaries), written as a wrapper around :class:`nstedu.tr
 :func:`nstedu.transfer.optimize`. *Fast* (a trained :class:`nstedu.fast.FastStylizer`): one pass per frame, then
 the reliable pixels are blended with the warped previous output, ``o_t = y_t + b·c·(ω(o_{t-1}) − y_t)``, so the
 stroke pattern moves with the scene instead of being re-drawn every frame (``b``: ``blend``; by default the model's
-own, ``starry_night_cpu``: 0.65, else 0.5: :func:`nstedu.video_frames.default_blend`); with ``starry_night_cpu``
+own, ``starry_night_cpu``: 0.65, ``starry_night``: 0.8, else 0.5: :func:`nstedu.video_frames.default_blend`); unless
+the model's file says otherwise (``detail``), the blend's fine band then gets back the detail averaging took from it
+(:func:`nstedu.video_blend.keep_detail`), so the strokes do not fade as they are carried; with ``starry_night_cpu``
 (or ``hold=True``) pixels whose input has not changed since their output was drawn keep that output whole (the
 still hold, :meth:`nstedu.video_frames.FastFrames.held`). ``tuned`` picks a shipped model's *video-tuned* version
 (:mod:`nstedu.fast.stability`: fine-tuned to be stable under small motion); by default as the model's file asks
@@ -91,7 +93,7 @@ class VideoResult:
 def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] = None,
                   max_frames: Optional[int] = None, independent: bool = False,
                   temporal_weight: float = TEMPORAL_WEIGHT, blend: Optional[float] = None,
-                  hold: Optional[bool] = None, resume: bool = False,
+                  hold: Optional[bool] = None, detail: Optional[bool] = None, resume: bool = False,
                   measure: bool = False, progress: bool = True, on_frame: Optional[Callable] = None,
                   flow_method: str = "dis", flow_preset: str = "medium", segment_seconds: float = 2.0,
                   segment_wall_seconds: float = 60.0, cuts="auto", tolerance: float = TOLERANCE,
@@ -106,7 +108,8 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
     blended); ``blend``: fast mode's share of the warped
     previous output on reliable pixels (None: the model's own, see :func:`nstedu.video_frames.default_blend`);
     ``hold``: fast mode keeps the output of pixels whose input has not changed (None: as the model's file asks,
-    :func:`nstedu.video_frames.default_hold`). ``size``: longest side of the frames stylized
+    :func:`nstedu.video_frames.default_hold`); ``detail``: fast mode gives the blended strokes their detail back
+    (:func:`nstedu.video_blend.keep_detail`; None: as the model's file asks, on unless it says otherwise). ``size``: longest side of the frames stylized
     (default: the source's in
     fast mode; in optimization mode the engine's default, or the source's if smaller: a clip is upscaled only when
     ``size`` asks). ``settings``: any :class:`nstedu.TransferConfig` field (``steps``, ``style_weight``, …): the
@@ -133,7 +136,8 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
         unknown = sorted(settings)
         if unknown:
             raise ValueError(f"fast mode has no optimization settings; remove {unknown}")
-        stylizer, mode = FastFrames(fast, blend, device, tuned=tuned, independent=independent, hold=hold), "fast"
+        stylizer, mode = FastFrames(fast, blend, device, tuned=tuned, independent=independent, hold=hold,
+                                    detail=detail), "fast"
     else:
         for s in (style if isinstance(style, (list, tuple)) else [style]):
             load_style(s, 256)  # a missing or unreadable style fails here, before the input is opened
@@ -162,7 +166,8 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
               "flow": [flow_method, flow_preset, flow_size], "codec": codec,
               "cuts": sorted(shots.spec) if isinstance(shots.spec, frozenset) else shots.spec, "tolerance": tolerance,
               "settings": getattr(stylizer, "cfg", None) and stylizer.cfg.to_dict(),
-              **({"hold": True} if getattr(stylizer, "hold", False) and not independent else {})}
+              **({"hold": True} if getattr(stylizer, "hold", False) and not independent else {}),
+              **({"detail": True} if getattr(stylizer, "detail", False) and not independent else {})}
     parts = output.with_name(output.name + ".parts")
     finished_there = os.path.lexists(output) and _keeps_output(parts)
     state = _load_progress(parts, _fingerprint(Path(input), config), resume, output)

@@ -13,6 +13,7 @@ from typing import Callable, Optional
 import torch
 
 from . import flow as FL
+from . import video_blend as VB
 from .config import TransferConfig
 from .env import resolve_device
 from .fast import FastStylizer, available_models, resolve_model
@@ -60,15 +61,27 @@ def default_blend(meta: dict, model) -> float:
     return float(b)
 
 
+def _flag(meta: dict, model, key: str, default: bool) -> bool:
+    """``meta[key]`` of the file of ``model`` (``default`` when it does not say); not true or false: a one-line
+    error naming the file."""
+    v = meta.get(key, default)
+    if not isinstance(v, bool):
+        raise WeightsError(f"'{resolve_model(model)}': its {key} must be true or false, got {v!r}")
+    return v
+
+
 def default_hold(meta: dict, model) -> bool:
     """Whether the file of ``model`` asks for the still hold (``meta["video_hold"]``, :meth:`FastFrames.held`); off
     when it does not say. Measured (``nstedu/models/README.md``): neutral in style for starry_night_cpu, whose file
     asks for it, but +2 points of style distance for starry_night on the hand-held clip (the held pixels keep a
     blended value, and its finer strokes lose more by it)."""
-    h = meta.get("video_hold", False)
-    if not isinstance(h, bool):
-        raise WeightsError(f"'{resolve_model(model)}': its video_hold must be true or false, got {h!r}")
-    return h
+    return _flag(meta, model, "video_hold", False)
+
+
+def default_detail(meta: dict, model) -> bool:
+    """Whether fast mode restores the strokes' detail after blending (:func:`nstedu.video_blend.keep_detail`) for
+    ``model``: as its file asks (``meta["video_detail"]``), on when it does not say."""
+    return _flag(meta, model, "video_detail", True)
 
 
 def default_tuned(meta: dict, model) -> bool:
@@ -76,10 +89,7 @@ def default_tuned(meta: dict, model) -> bool:
     :func:`video_model`); off when it does not say. ``starry_night_cpu`` asks for it: ``starry_night_cpu_video``
     (trained for stability with a stronger style term) flickers less on every real clip measured, at no more style
     distance (``nstedu/models/README.md``); ``starry_night``'s tuned version loses too much of the style."""
-    t = meta.get("video_tuned", False)
-    if not isinstance(t, bool):
-        raise WeightsError(f"'{resolve_model(model)}': its video_tuned must be true or false, got {t!r}")
-    return t
+    return _flag(meta, model, "video_tuned", False)
 
 
 def video_model(model):
@@ -102,7 +112,7 @@ class FastFrames:
     overlap = True   # run the network in a worker thread while the flow is computed (False: one after the other)
 
     def __init__(self, model, blend: Optional[float] = None, device="auto", tuned: Optional[bool] = None,
-                 independent: bool = False, hold: Optional[bool] = None):
+                 independent: bool = False, hold: Optional[bool] = None, detail: Optional[bool] = None):
         if blend is not None and not 0.0 <= blend < 1.0:
             raise ValueError(f"blend must be in [0, 1), got {blend!r}")
         if tuned is None:
@@ -112,6 +122,8 @@ class FastFrames:
         self.blend = default_blend(self.stylizer.meta, self.model) if blend is None else blend
         # hold the pixels whose input has not changed (:meth:`held`); None: as the model's file asks
         self.hold = default_hold(self.stylizer.meta, self.model) if hold is None else bool(hold)
+        # restore the strokes' detail after blending (nstedu.video_blend); None: as the model's file asks
+        self.detail = default_detail(self.stylizer.meta, self.model) if detail is None else bool(detail)
         self.width = self.stylizer.net.width
         self._pool = self._pending = self._anchor = None
 
@@ -142,7 +154,9 @@ class FastFrames:
         if warped is None or self.blend == 0:
             self._anchor = frame
             return y
-        out = y + self.blend * mask * (warped - y)
+        out = VB.blend(y, warped, mask, self.blend)
+        if self.detail:
+            out = VB.keep_detail(y, out, self.blend)
         if self.hold and self._anchor is not None and self._anchor.shape == frame.shape:
             held = self.held(frame) * mask > 0
             out = torch.where(held, warped if previous is None else previous.to(out), out)
@@ -182,6 +196,7 @@ class FastFrames:
         how = ("independent frames, no blending" if self.independent else
                "no blending (blend 0)" if self.blend == 0 else
                f"blending {self.blend:g} of the warped previous output on reliable pixels"
+               + (", its strokes' detail kept" if self.detail else "")
                + (", holding those whose input has not changed" if self.hold else ""))
         return f"fast: model {which}; {how}"
 

@@ -51,3 +51,60 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def measured_video(tmp_path):
+    """``run(fast=MODEL, **kw)`` → (warping error, style distance, VideoResult) of fast mode on the first 16 frames
+    of the shipped hand-held real clip, scored as the benchmark scores it: the independent warping error (Farnebäck
+    flow on the input frames, not the engine's DIS; ``benchmarks/_warping.py``) and the mean style distance to the
+    painting (``nstedu.metrics``) of every other frame."""
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from _warping import read_frames, warping_error
+    from bench_video import StyleDistance
+
+    from nstedu import clips
+    from nstedu.video import stylize_video
+
+    clip, style_distance = clips.real_clip(), StyleDistance("starry_night", 320)
+
+    def run(**kw):
+        outs, styles = [], []
+
+        def keep(i, frame, out):
+            outs.append((out[0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy())
+            if i % 2 == 0:
+                styles.append(style_distance(out))
+        r = stylize_video(clip, tmp_path / "measured.mp4", max_frames=16, progress=False, on_frame=keep, **kw)
+        originals = read_frames(clip, (outs[0].shape[1], outs[0].shape[0]), len(outs))
+        return warping_error(originals, outs).mean, sum(styles) / len(styles), r
+    return run
+
+
+@pytest.fixture
+def interrupted_and_resumed(tmp_path):
+    """``run(clip, at, check=None, **kw)`` → (frames of an uninterrupted ``stylize_video(clip, …, **kw)``, frames of
+    the same run interrupted by Ctrl-C after frame ``at`` and then resumed; the resumed run's result); ``check(out)``
+    is called between the two halves (e.g. to try a resume with other settings)."""
+    from nstedu.video import stylize_video
+
+    def run(clip, at, check=None, **kw):
+        full, seen = [], []
+        stylize_video(clip, tmp_path / "full.mp4", **kw, on_frame=lambda i, x, y: full.append(y))
+
+        def interrupt(i, x, y):
+            seen.append(y)
+            if i == at:
+                raise KeyboardInterrupt
+        out = tmp_path / "out.mp4"
+        assert stylize_video(clip, out, **kw, on_frame=interrupt).stop_reason == "interrupted"
+        if check is not None:
+            check(out)
+        r = stylize_video(clip, out, **kw, resume=True, on_frame=lambda i, x, y: seen.append(y))
+        return full, seen, r
+    return run

@@ -21,7 +21,7 @@ LAYERS = [
     "nstedu.masks", "nstedu.control",                                                 # before / after
     "nstedu.transfer",                                                                # the optimizer
     "nstedu.multiscale", "nstedu.batch", "nstedu.fast.network", "nstedu.fast.stability", "nstedu.fast.training", "nstedu.fast",
-    "nstedu.fast_train", "nstedu.video_formats", "nstedu.videoio", "nstedu.video_signals", "nstedu.clips", "nstedu.video_progress", "nstedu.video_frames", "nstedu.video",   # built on the engine
+    "nstedu.fast_train", "nstedu.video_formats", "nstedu.videoio", "nstedu.video_signals", "nstedu.clips", "nstedu.video_progress", "nstedu.video_blend", "nstedu.video_frames", "nstedu.video",   # built on the engine
     "nstedu.plotting", "nstedu.widget_layout", "nstedu.widgets", "nstedu.arguments", "nstedu.cli_options", "nstedu.cli_video", "nstedu.cli",  # for people
     "nstedu", "nstedu.__main__",
     "nstedu.exercises", "nstedu.checks.core", "nstedu.checks.colour", "nstedu.checks.content_tv",

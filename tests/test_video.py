@@ -242,10 +242,11 @@ def test_the_blend_is_the_callers_else_the_models_own_else_the_default(tmp_path)
     assert FastFrames("starry_night_cpu", device="cpu").blend == 0.65       # its file says so
     assert FastFrames("starry_night_cpu", 0.2, device="cpu").blend == 0.2   # the caller's wins
     assert FastFrames("starry_night_cpu", 0.0, device="cpu").blend == 0.0
-    assert FastFrames("starry_night", device="cpu").blend == 0.5            # no video_blend in its file
+    assert FastFrames("starry_night", device="cpu").blend == 0.8            # its file says so (detail kept)
     tuned = torch.load(resolve_model("starry_night_cpu_video"), weights_only=True)["meta"]["video_blend"]
     assert FastFrames("starry_night_cpu", device="cpu", tuned=True).blend == tuned   # the tuned model's own file
     net = init_net(4, 0)
+    assert FastFrames(save_model(net, tmp_path / "plain.pth", {}), device="cpu").blend == 0.5   # its file: nothing
     assert FastFrames(save_model(net, tmp_path / "own.pth", {"video_blend": 0.3}), device="cpu").blend == 0.3
     for bad in (1.0, -0.1, "0.5", True):
         path = save_model(net, tmp_path / "bad.pth", {"video_blend": bad})

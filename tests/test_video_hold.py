@@ -136,22 +136,12 @@ def cup_clip(tmp_path_factory):
     return clips.write_video(tmp_path_factory.mktemp("cup") / "cup.mp4", frames, fps=30), frames
 
 
-def test_resume_carries_the_anchor_and_finishes_bit_identically(cup_clip, tmp_path):
+def test_resume_carries_the_anchor_and_finishes_bit_identically(cup_clip, interrupted_and_resumed):
     """Interrupted at frame 5 and resumed, every frame equals the uninterrupted run's: the resume point holds the
     anchor as well as the last output (without it the resumed frames draw the still wall again)."""
     clip, _ = cup_clip
-    full, seen = [], []
-    kw = dict(fast="starry_night_cpu", progress=False, size=160, segment_seconds=0.1)
-    stylize_video(clip, tmp_path / "full.mp4", **kw, on_frame=lambda i, x, y: full.append(y))
-
-    def interrupt_at_5(i, x, y):
-        seen.append(y)
-        if i == 5:
-            raise KeyboardInterrupt
-
-    out = tmp_path / "out.mp4"
-    assert stylize_video(clip, out, **kw, on_frame=interrupt_at_5).stop_reason == "interrupted"
-    r = stylize_video(clip, out, **kw, resume=True, on_frame=lambda i, x, y: seen.append(y))
+    full, seen, r = interrupted_and_resumed(clip, 5, fast="starry_night_cpu", progress=False, size=160,
+                                            segment_seconds=0.1)
     assert r.frames == 12 and len(seen) == 12
     assert all(torch.equal(a, b) for a, b in zip(seen, full))
 
