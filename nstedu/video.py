@@ -109,8 +109,8 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
     previous output on reliable pixels (None: the model's own, see :func:`nstedu.video_frames.default_blend`);
     ``hold``: fast mode keeps the output of pixels whose input has not changed (None: as the model's file asks,
     :func:`nstedu.video_frames.default_hold`); ``detail``: fast mode gives the blended strokes their detail back
-    (:func:`nstedu.video_blend.keep_detail`; None: as the model's file asks, on unless it says otherwise). ``size``: longest side of the frames stylized
-    (default: the source's in
+    (:func:`nstedu.video_blend.keep_detail`; None: as the model's file asks, on unless it says otherwise).
+    ``size``: longest side of the frames stylized (default: the source's in
     fast mode; in optimization mode the engine's default, or the source's if smaller: a clip is upscaled only when
     ``size`` asks). ``settings``: any :class:`nstedu.TransferConfig` field (``steps``, ``style_weight``, …): the
     first frame of each shot gets ``steps`` evaluations, later frames stop earlier once their loss improves by less

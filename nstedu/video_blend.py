@@ -9,20 +9,22 @@ of their variance. The style distance (the Gram matrices of the painting's featu
 limits blending on models with fine strokes (``nstedu/models/README.md``).
 
 :func:`keep_detail` gives the strokes their energy back. The blend is split into a coarse band (a Gaussian blur of
-``sigma`` px: colour, light, layout) and a fine band (the rest: the strokes). The coarse band stays as blended.
-The fine band is scaled, pixel by pixel, up to the local energy of the new frame's fine band (both measured over a
-Gaussian window of ``window`` px), by a factor between 1 (never less detail than the plain blend) and
-1/√(b² + (1 − b)²) (times a little :data:`HEADROOM` for the warp's resampling): the factor that keeps the variance of a blend of two uncorrelated textures, the
-variance-preserving blending of Heitz & Neyret (2018, *High-performance by-example noise using a
-histogram-preserving blending operator*). Where the two drawings agree the blend's detail already matches and the
-factor is 1; where they are unrelated it is the full factor. The carried strokes then change slowly from frame to
-frame instead of fading into a blur. Measured (``benchmarks/RESULTS.md``, *bench_video real fast*): for
-``starry_night`` at blend 0.8 it lowers the warping error more than the plain blend at 0.5 does, at less style
-distance.
+``sigma`` px: colour, light, layout) and a fine band (the rest: the strokes). The coarse band stays as blended. The
+fine band is scaled, pixel by pixel, up to the local energy of the new frame's fine band (both measured over a
+Gaussian window of ``window`` px), by a factor between 1 (never less detail than the plain blend) and 1/√(b²+(1−b)²)
+(times a little :data:`HEADROOM` for the warp's resampling): the factor that keeps the variance of a blend of two
+uncorrelated textures, the variance-preserving blending of Heitz & Neyret (2018, *High-performance by-example noise
+using a histogram-preserving blending operator*). Where the two drawings agree the blend's detail already matches
+and the factor is 1; where they are unrelated it is the full factor. The carried strokes then change slowly from
+frame to frame instead of fading into a blur. The gain is scaled by the blend's mask: a pixel that was let go (the
+flow's reliability test: a small object it cannot follow) keeps the network's frame exactly. Measured
+(``benchmarks/RESULTS.md``, *bench_video real fast*): for ``starry_night`` at blend 0.8 it lowers the warping error
+more than the plain blend at 0.5 does, at less style distance.
 """
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +43,8 @@ HEADROOM = 1.15
 
 def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """``x`` (B, C, H, W) blurred by a Gaussian of ``sigma`` px, separably (rows, then columns; edges mirrored), as
-    weighted sums of shifted copies: on a CPU 4× faster than a depthwise convolution (14 ms for two 640×360 frames)."""
+    weighted sums of shifted copies: on a CPU 4× faster than a depthwise convolution (14 ms for two 640×360
+    frames)."""
     r = max(1, min(math.ceil(3 * sigma), x.shape[-1] - 1, x.shape[-2] - 1))
     k = [math.exp(-0.5 * (t / sigma) ** 2) for t in range(-r, r + 1)]
     k = [v / sum(k) for v in k]
@@ -58,10 +61,12 @@ def blend(y: torch.Tensor, warped: torch.Tensor, mask: torch.Tensor, share: floa
     return y + share * mask * (warped - y)
 
 
-def keep_detail(y: torch.Tensor, blended: torch.Tensor, share: float, sigma: float = DETAIL_SIGMA,
-                window: float = ENERGY_SIGMA, headroom: float = HEADROOM) -> torch.Tensor:
+def keep_detail(y: torch.Tensor, blended: torch.Tensor, share: float, mask: Optional[torch.Tensor] = None,
+                sigma: float = DETAIL_SIGMA, window: float = ENERGY_SIGMA, headroom: float = HEADROOM) -> torch.Tensor:
     """``blended`` (a blend of ``share`` of the previous output into ``y``) with its fine band scaled up to ``y``'s
-    local energy, by at most ``headroom`` × the variance-preserving factor 1/√(share² + (1 − share)²); in [0, 1]."""
+    local energy, by at most ``headroom`` × the variance-preserving factor 1/√(share² + (1 − share)²); in [0, 1].
+    ``mask``: the blend's (B, 1, H, W) weights; the gain is scaled by it, so a pixel that was not blended (let go:
+    a small object the flow cannot follow) stays exactly ``y``, whatever its blended neighbours' energy."""
     both = torch.cat([y, blended])                          # one pass of each blur for the two images
     coarse_both = blur(both, sigma)
     fine_both = both - coarse_both
@@ -69,4 +74,6 @@ def keep_detail(y: torch.Tensor, blended: torch.Tensor, share: float, sigma: flo
     coarse, fine = coarse_both[y.shape[0]:], fine_both[y.shape[0]:]
     most = headroom / math.sqrt(share ** 2 + (1.0 - share) ** 2)
     gain = (energy_y / energy.clamp_min(1e-8)).sqrt().clamp_(1.0, most)
+    if mask is not None:
+        gain = 1.0 + (gain - 1.0) * mask
     return (coarse + gain * fine).clamp_(0, 1)

@@ -156,7 +156,7 @@ class FastFrames:
             return y
         out = VB.blend(y, warped, mask, self.blend)
         if self.detail:
-            out = VB.keep_detail(y, out, self.blend)
+            out = VB.keep_detail(y, out, self.blend, mask)
         if self.hold and self._anchor is not None and self._anchor.shape == frame.shape:
             held = self.held(frame) * mask > 0
             out = torch.where(held, warped if previous is None else previous.to(out), out)

@@ -139,12 +139,13 @@ def test_optimization_mode_after_a_cut_is_an_independent_first_frame(cut_clip, t
     assert [i for i, _ in run.cuts] == [CUT] and run_none.cuts == []
 
 
-def test_fast_mode_keeps_the_butterflys_colour(tmp_path):
+@pytest.mark.parametrize("model,blend", [("starry_night_cpu", 0.6), ("starry_night", None)])   # None: 0.8, detail
+def test_fast_mode_keeps_the_butterflys_colour(tmp_path, model, blend):
     path = clips.write_video(tmp_path / "b.mp4", butterfly_frames(6), fps=12)
     got = {}
-    stylize_video(path, tmp_path / "i.mp4", fast="starry_night_cpu", independent=True, progress=False,
+    stylize_video(path, tmp_path / "i.mp4", fast=model, independent=True, progress=False,
                   on_frame=lambda i, x, y: got.__setitem__(("ind", i), y))
-    stylize_video(path, tmp_path / "t.mp4", fast="starry_night_cpu", blend=0.6, progress=False,
+    stylize_video(path, tmp_path / "t.mp4", fast=model, blend=blend, progress=False,
                   on_frame=lambda i, x, y: got.__setitem__(("tmp", i), y))
     for i in range(1, 6):
         x = 6 + 9 * i
