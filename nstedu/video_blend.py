@@ -16,10 +16,11 @@ Gaussian window of ``window`` px), by a factor between 1 (never less detail than
 uncorrelated textures, the variance-preserving blending of Heitz & Neyret (2018, *High-performance by-example noise
 using a histogram-preserving blending operator*). Where the two drawings agree the blend's detail already matches
 and the factor is 1; where they are unrelated it is the full factor. The carried strokes then change slowly from
-frame to frame instead of fading into a blur. The gain is scaled by the blend's mask: a pixel that was let go (the
-flow's reliability test: a small object it cannot follow) keeps the network's frame exactly. Measured
-(``benchmarks/RESULTS.md``, *bench_video real fast*): for ``starry_night`` at blend 0.8 it lowers the warping error
-more than the plain blend at 0.5 does, at less style distance.
+frame to frame instead of fading into a blur. The energies are compared over the blended pixels only, and the gain
+is scaled by the blend's mask: a pixel that was let go (the flow's reliability test: a small object it cannot
+follow) keeps the network's frame exactly, and its blended neighbours get their detail back like any others.
+Measured (``benchmarks/RESULTS.md``, *bench_video real fast*): for ``starry_night`` at blend 0.8 it lowers the
+warping error more than the plain blend at 0.5 does, at less style distance.
 """
 from __future__ import annotations
 
@@ -36,8 +37,9 @@ DETAIL_SIGMA = 2.0
 ENERGY_SIGMA = 4.0
 #: How far above the variance-preserving factor the gain may go: the carried strokes are also resampled by the warp
 #: at every frame (bicubic: a little blur each time), which the two-texture formula does not count. Measured on
-#: ``starry_night`` at blend 0.8 (held-out cup clips, ``nstedu/models/README.md``): 1.0 left +10.8..+11.6 % style
-#: distance on two of them, 1.15 +8.5..+9.8 %, for 0.7..1.1 points less flicker reduction.
+#: ``starry_night`` at blend 0.8 (held-out cup clips, ``nstedu/models/README.md``; energies over all pixels, the gain
+#: not yet scaled by the mask): 1.0 left +10.8..+11.6 % style distance on two of them, 1.15 +8.5..+9.8 %, for
+#: 0.7..1.1 points less flicker reduction; 1.25 within 0.3 points of 1.15.
 HEADROOM = 1.15
 
 
@@ -65,12 +67,16 @@ def keep_detail(y: torch.Tensor, blended: torch.Tensor, share: float, mask: Opti
                 sigma: float = DETAIL_SIGMA, window: float = ENERGY_SIGMA, headroom: float = HEADROOM) -> torch.Tensor:
     """``blended`` (a blend of ``share`` of the previous output into ``y``) with its fine band scaled up to ``y``'s
     local energy, by at most ``headroom`` × the variance-preserving factor 1/√(share² + (1 − share)²); in [0, 1].
-    ``mask``: the blend's (B, 1, H, W) weights; the gain is scaled by it, so a pixel that was not blended (let go:
-    a small object the flow cannot follow) stays exactly ``y``, whatever its blended neighbours' energy."""
+    ``mask``: the blend's (B, 1, H, W) weights; the energies are compared over the blended pixels only, and the
+    gain is scaled by it, so a pixel that was not blended (let go: a small object the flow cannot follow) stays
+    exactly ``y``, and its blended neighbours are restored as fully as any others."""
     both = torch.cat([y, blended])                          # one pass of each blur for the two images
     coarse_both = blur(both, sigma)
     fine_both = both - coarse_both
-    energy_y, energy = blur(fine_both.square().sum(1, keepdim=True), window).chunk(2)
+    energies = fine_both.square().sum(1, keepdim=True)
+    if mask is not None:   # over the blended pixels only: a let-go neighbour (y in both) would pull the ratio to 1
+        energies = energies * torch.cat([mask, mask])       # (the window's weight of them cancels in the ratio)
+    energy_y, energy = blur(energies, window).chunk(2)
     coarse, fine = coarse_both[y.shape[0]:], fine_both[y.shape[0]:]
     most = headroom / math.sqrt(share ** 2 + (1.0 - share) ** 2)
     gain = (energy_y / energy.clamp_min(1e-8)).sqrt().clamp_(1.0, most)
