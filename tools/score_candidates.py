@@ -2,12 +2,11 @@
 
     python tools/score_candidates.py RESULTS.json MODEL.pth ... [--clips dev|heldout]
 
-Each model runs `stylize_video` with the blend and hold of the model it was fine-tuned from on the clips (the file
-itself, never a tuned version it may name), and is scored as `benchmarks/bench_video.py --real fast` scores the
+Each model runs `stylize_video` with the blend, hold and detail of the model it was fine-tuned from on the clips (the
+file itself, never a tuned version it may name), and is scored as `benchmarks/bench_video.py --real fast` scores the
 shipped models: the independent (Farnebaeck) warping error and the style distance against the *original* model's
-independent frames. Clips: *dev*
-the two shipped real clips (nstedu.clips), *heldout* benchmarks/heldout/. Results are appended to RESULTS.json as
-they come (a rerun skips what is there).
+independent frames. Clips: *dev* the two shipped real clips (nstedu.clips), *heldout* benchmarks/heldout/. Results are
+appended to RESULTS.json as they come (a rerun skips what is there).
 """
 from __future__ import annotations
 
@@ -23,7 +22,7 @@ import _video_real as VR  # noqa: E402
 from bench_video import against  # noqa: E402
 from nstedu import clips  # noqa: E402
 from nstedu.fast.network import read_model_file  # noqa: E402
-from nstedu.video_frames import default_blend, default_hold  # noqa: E402
+from nstedu.video_frames import default_blend, default_detail, default_hold  # noqa: E402
 
 
 def clip_list(which: str):
@@ -52,8 +51,9 @@ def main(argv=None):
                 continue
             init_meta = read_model_file(init)["meta"]
             blend, hold = default_blend(init_meta, init), default_hold(init_meta, init)
+            detail = default_detail(init_meta, init)
             # tuned=False: each run uses the file it names (a shipped model's file may ask for its tuned version)
-            runs = [("temporal", {"fast": model, "blend": blend, "hold": hold, "tuned": False})]
+            runs = [("temporal", {"fast": model, "blend": blend, "hold": hold, "detail": detail, "tuned": False})]
             if base_key not in results:
                 runs.insert(0, ("independent", {"fast": init, "independent": True, "tuned": False}))
             print(f"{key} (blend {blend}, hold {hold})", flush=True)
