@@ -61,10 +61,13 @@ def fast_runs(model) -> list:
     video-tuned version with blending; plus the video-tuned network's independent frames; where the defaults keep
     the strokes' detail after blending, the same blend without it."""
     meta = read_model_file(model)["meta"]
+    tuned = default_tuned(meta, model)
     runs = [BASELINE, ("temporal", {})]
-    if default_detail(meta, model):   # the same blend without the detail restoration (nstedu.video_blend)
+    # the detail is asked for by the file of the network that runs (the tuned one's when the defaults use it)
+    runs_meta = read_model_file(video_model(model))["meta"] if tuned else meta
+    if default_detail(runs_meta, model):   # the same blend without the detail restoration (nstedu.video_blend)
         runs.append(("temporal, detail not kept", {"detail": False}))
-    if default_tuned(meta, model):
+    if tuned:
         return runs + [("as named + blending", {"tuned": False}),
                        ("video-tuned, independent frames", {"independent": True, "tuned": True})]
     return runs + [("video-tuned, independent frames", {"independent": True, "tuned": True}),
@@ -72,7 +75,7 @@ def fast_runs(model) -> list:
 
 
 def defaults(model) -> str:
-    """What fast video mode runs for ``model`` by default: the network, its blend, the hold."""
+    """What fast video mode runs for ``model`` by default: the network, its blend, the detail, the hold."""
     f = FastFrames(model, device="cpu")
     return (f"defaults: network {f.model}, blend {f.blend:g}, detail {'kept' if f.detail else 'not kept'}, "
             f"hold {'on' if f.hold else 'off'}")

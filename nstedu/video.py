@@ -166,8 +166,8 @@ def stylize_video(input, output, style=None, *, fast=None, size: Optional[int] =
               "flow": [flow_method, flow_preset, flow_size], "codec": codec,
               "cuts": sorted(shots.spec) if isinstance(shots.spec, frozenset) else shots.spec, "tolerance": tolerance,
               "settings": getattr(stylizer, "cfg", None) and stylizer.cfg.to_dict(),
-              **({"hold": True} if getattr(stylizer, "hold", False) and not independent else {}),
-              **({"detail": True} if getattr(stylizer, "detail", False) and not independent else {})}
+              # recorded only when on, so a resume point written before an option existed still matches
+              **{k: True for k in ("hold", "detail") if getattr(stylizer, k, False) and not independent}}
     parts = output.with_name(output.name + ".parts")
     finished_there = os.path.lexists(output) and _keeps_output(parts)
     state = _load_progress(parts, _fingerprint(Path(input), config), resume, output)

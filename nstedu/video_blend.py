@@ -49,7 +49,8 @@ def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     frames)."""
     r = max(1, min(math.ceil(3 * sigma), x.shape[-1] - 1, x.shape[-2] - 1))
     k = [math.exp(-0.5 * (t / sigma) ** 2) for t in range(-r, r + 1)]
-    k = [v / sum(k) for v in k]
+    total = sum(k)
+    k = [v / total for v in k]
 
     def along(x: torch.Tensor, dim: int) -> torch.Tensor:
         padded = F.pad(x, (r, r, 0, 0) if dim == -1 else (0, 0, r, r), mode="reflect")
