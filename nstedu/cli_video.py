@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "model's file asks, on unless it says otherwise)")
     p.add_argument("--video-model", action=argparse.BooleanOptionalAction, default=None,
                    help="fast: use the shipped model's video-tuned version (MODEL_video, trained for stability; "
-                        "default: as the model's file asks; starry_night_cpu: on; nstedu/models/README.md)")
+                        "default: as the model's file asks; both shipped models: on; nstedu/models/README.md)")
     p.add_argument("--cuts", default="auto", metavar="auto|none|F,F",
                    help="scene cuts: detect them (auto, the default), none, or the frames that start a new shot "
                         "(e.g. 120,233); the first frame of a shot is stylized as a first frame")

@@ -21,9 +21,10 @@ the model's file says otherwise (``detail``), the blend's fine band then gets ba
 (or ``hold=True``) pixels whose input has not changed since their output was drawn keep that output whole (the
 still hold, :meth:`nstedu.video_frames.FastFrames.held`). ``tuned`` picks a shipped model's *video-tuned* version
 (:mod:`nstedu.fast.stability`: fine-tuned to be stable under small motion); by default as the model's file asks
-(:func:`nstedu.video_frames.default_tuned`): ``starry_night_cpu`` runs as ``starry_night_cpu_video``, which flickers
-less on every real clip measured at no more style distance; ``starry_night``'s tuned version costs too much style
-and is used only when asked. The run's notes say which model ran and whether it blended.
+(:func:`nstedu.video_frames.default_tuned`): ``starry_night_cpu`` runs as ``starry_night_cpu_video`` and
+``starry_night`` as ``starry_night_video``, each fine-tuned for stability with a stronger style term, which flicker
+less on every real clip measured at no more style distance than the networks trained on photos with the same blend.
+The run's notes say which model ran and whether it blended.
 The flow and masks are computed on the *input* frames (backward ``t→t-1`` and forward ``t-1→t``, DIS by default,
 at up to 320 px); the mask also lets go of pixels whose colour the flow does not explain (small fast objects). At a
 scene cut (:mod:`nstedu.shots`) nothing is carried: the new shot's first frame is stylized as a first frame. In optimization mode that frame gets the whole budget,

@@ -86,9 +86,9 @@ def default_detail(meta: dict, model) -> bool:
 
 def default_tuned(meta: dict, model) -> bool:
     """Whether the file of ``model`` asks fast video mode to use its video-tuned version (``meta["video_tuned"]``,
-    :func:`video_model`); off when it does not say. ``starry_night_cpu`` asks for it: ``starry_night_cpu_video``
-    (trained for stability with a stronger style term) flickers less on every real clip measured, at no more style
-    distance (``nstedu/models/README.md``); ``starry_night``'s tuned version loses too much of the style."""
+    :func:`video_model`); off when it does not say. Both shipped models ask for it: ``starry_night_cpu_video`` and
+    ``starry_night_video`` (trained for stability with a stronger style term) flicker less on every real clip
+    measured, at no more style distance (``nstedu/models/README.md``)."""
     return _flag(meta, model, "video_tuned", False)
 
 

@@ -3,10 +3,11 @@
     python tools/score_candidates.py RESULTS.json MODEL.pth ... [--clips dev|heldout]
 
 Each model runs `stylize_video` with the blend, hold and detail of the model it was fine-tuned from on the clips (the
-file itself, never a tuned version it may name), and is scored as `benchmarks/bench_video.py --real fast` scores the
-shipped models: the independent (Farnebaeck) warping error and the style distance against the *original* model's
-independent frames. Clips: *dev* the two shipped real clips (nstedu.clips), *heldout* benchmarks/heldout/. Results are
-appended to RESULTS.json as they come (a rerun skips what is there).
+file itself, never a tuned version it may name; --blend and --detail try others, recorded as NAME~bB~dD), and is
+scored as `benchmarks/bench_video.py --real fast` scores the shipped models: the independent (Farnebaeck) warping
+error and the style distance against the *original* model's independent frames. Clips: *dev* the two shipped real
+clips (nstedu.clips), *heldout* benchmarks/heldout/. Results are appended to RESULTS.json as they come (a rerun skips
+what is there).
 """
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ def main(argv=None):
     p.add_argument("models", nargs="+")
     p.add_argument("--clips", default="dev", choices=("dev", "heldout"))
     p.add_argument("--tmp", type=Path, default=Path("/tmp/score_tmp"))
+    p.add_argument("--blend", type=float, help="this blend instead of the init model's (the key gets '~bB')")
+    p.add_argument("--detail", type=int, choices=(0, 1), help="keep the detail (1) or not (0) instead of the init model's")
     a = p.parse_args(argv)
     a.tmp.mkdir(parents=True, exist_ok=True)
     results = json.loads(a.results.read_text()) if a.results.exists() else {}
@@ -45,18 +48,21 @@ def main(argv=None):
         for model in a.models:
             meta = read_model_file(model)["meta"]
             init = meta.get("sweep", {}).get("init", model)
-            key = f"{Path(model).stem}|{name}"
+            tag = "".join(f"~{c}{v:g}" for c, v in (("b", a.blend), ("d", a.detail)) if v is not None)
+            key = f"{Path(model).stem}{tag}|{name}"
             base_key = f"{init}/independent|{name}"
             if key in results and base_key in results:
                 continue
             init_meta = read_model_file(init)["meta"]
             blend, hold = default_blend(init_meta, init), default_hold(init_meta, init)
             detail = default_detail(init_meta, init)
+            blend = blend if a.blend is None else a.blend
+            detail = detail if a.detail is None else bool(a.detail)
             # tuned=False: each run uses the file it names (a shipped model's file may ask for its tuned version)
             runs = [("temporal", {"fast": model, "blend": blend, "hold": hold, "detail": detail, "tuned": False})]
             if base_key not in results:
                 runs.insert(0, ("independent", {"fast": init, "independent": True, "tuned": False}))
-            print(f"{key} (blend {blend}, hold {hold})", flush=True)
+            print(f"{key} (blend {blend}, hold {hold}, detail {detail})", flush=True)
             rows = VR.compare(clip, {}, a.tmp, cuts=cuts, every=2, runs=[(l, kw) for l, kw in runs])
             if "independent" in rows:
                 r = rows["independent"]
