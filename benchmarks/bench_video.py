@@ -15,7 +15,10 @@ Usage: python benchmarks/bench_video.py [--quick] [--part quality|speed|memory|a
        python benchmarks/bench_video.py --real [fast|still|optimization|speed|all]     # real footage (issue 25)
 ``--quick``: tiny clips and few steps, nothing written to RESULTS.md (a smoke test). ``--real``: the same comparison
 on the shipped real clips, scored also with an independent warping error (Farnebäck flow; ``_video_real.py``,
-``_warping.py``); each part writes its own section ``bench_video real PART (cpu)``.
+``_warping.py``); each part writes its own section ``bench_video real PART (cpu)``. Only nstedu's outputs are
+scored: the reference implementation of Ruder et al. (manuelruder/artistic-videos) needs Lua Torch7 and the
+DeepFlow/DeepMatching binaries, neither installable here (not on PyPI or Debian), and its example frames may not be
+redistributed (nstedu/data/SOURCES.md).
 """
 from __future__ import annotations
 
