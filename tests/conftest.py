@@ -54,6 +54,30 @@ def one_torch_thread():
 
 
 @pytest.fixture
+def file_flag_checked(tmp_path):
+    """``check(key, bad, dest, flag)`` for a per-model flag of fast video mode (``meta[key]``: video_hold,
+    video_detail, video_tuned): a file whose ``key`` is ``bad`` is refused by a one-line error naming the file and the
+    key, and ``nstedu video`` parses no switch / ``--FLAG`` / ``--no-FLAG`` into ``args.DEST`` as None / True /
+    False."""
+    import argparse
+
+    from nstedu.cli_video import add_arguments
+    from nstedu.fast.network import TransformerNet, save_model
+    from nstedu.vgg import WeightsError
+    from nstedu.video_frames import FastFrames
+
+    def check(key, bad, dest, flag):
+        with pytest.raises(WeightsError) as e:
+            FastFrames(save_model(TransformerNet(width=4, res_blocks=1), tmp_path / "bad.pth", {key: bad}), device="cpu")
+        assert "bad.pth" in str(e.value) and key in str(e.value) and "\n" not in str(e.value)
+        p = argparse.ArgumentParser()
+        add_arguments(p)
+        assert [getattr(p.parse_args(["c.mp4", *a]), dest) for a in ([], [f"--{flag}"], [f"--no-{flag}"])] == \
+            [None, True, False]
+    return check
+
+
+@pytest.fixture
 def measured_video(tmp_path):
     """``run(fast=MODEL, **kw)`` → (warping error, style distance, VideoResult) of fast mode on the first 16 frames
     of the shipped hand-held real clip, scored as the benchmark scores it: the independent warping error (Farnebäck

@@ -97,24 +97,13 @@ def test_what_moves_is_blended_and_without_the_hold_everything_is(run):
         assert torch.equal(got[True][t][overlap], got[True][t - 1][overlap])
 
 
-def test_each_model_file_says_whether_it_holds(tmp_path, capsys):
+def test_each_model_file_says_whether_it_holds(file_flag_checked):
     """On for starry_night_cpu (its file's ``meta["video_hold"]``), off for starry_night (no such entry: measured
     +2 points of style distance), ``hold=`` and ``--hold/--no-hold`` override, a bad value is a one-line error."""
-    from nstedu.cli_video import add_arguments
-    from nstedu.fast.network import TransformerNet, save_model
-    from nstedu.vgg import WeightsError
-    import argparse
-
     assert FastFrames("starry_night_cpu", device="cpu").hold is True
     assert FastFrames("starry_night", device="cpu").hold is False
     assert FastFrames("starry_night_cpu", device="cpu", hold=False).hold is False
-    net = TransformerNet(width=4, res_blocks=1)
-    with pytest.raises(WeightsError) as e:
-        FastFrames(save_model(net, tmp_path / "bad.pth", {"video_hold": "yes"}), device="cpu")
-    assert "bad.pth" in str(e.value) and "video_hold" in str(e.value) and "\n" not in str(e.value)
-    p = argparse.ArgumentParser()
-    add_arguments(p)
-    assert [p.parse_args(["c.mp4", *a]).hold for a in ([], ["--hold"], ["--no-hold"])] == [None, True, False]
+    file_flag_checked("video_hold", "yes", "hold", "hold")
 
 
 # ------------------------------------------------------------------------------------------ real footage

@@ -44,26 +44,27 @@ def main(argv=None):
     a = p.parse_args(argv)
     a.tmp.mkdir(parents=True, exist_ok=True)
     results = json.loads(a.results.read_text()) if a.results.exists() else {}
+    tag = "".join(f"~{c}{v:g}" for c, v in (("b", a.blend), ("d", a.detail)) if v is not None)
+    settings = {}                   # model -> (init model, blend, hold, detail): read once, the same on every clip
+    for model in a.models:
+        init = read_model_file(model)["meta"].get("sweep", {}).get("init", model)
+        init_meta = read_model_file(init)["meta"]
+        settings[model] = (init, default_blend(init_meta, init) if a.blend is None else a.blend,
+                           default_hold(init_meta, init),
+                           default_detail(init_meta, init) if a.detail is None else bool(a.detail))
     for name, clip, cuts in clip_list(a.clips):
         for model in a.models:
-            meta = read_model_file(model)["meta"]
-            init = meta.get("sweep", {}).get("init", model)
-            tag = "".join(f"~{c}{v:g}" for c, v in (("b", a.blend), ("d", a.detail)) if v is not None)
+            init, blend, hold, detail = settings[model]
             key = f"{Path(model).stem}{tag}|{name}"
             base_key = f"{init}/independent|{name}"
             if key in results and base_key in results:
                 continue
-            init_meta = read_model_file(init)["meta"]
-            blend, hold = default_blend(init_meta, init), default_hold(init_meta, init)
-            detail = default_detail(init_meta, init)
-            blend = blend if a.blend is None else a.blend
-            detail = detail if a.detail is None else bool(a.detail)
             # tuned=False: each run uses the file it names (a shipped model's file may ask for its tuned version)
             runs = [("temporal", {"fast": model, "blend": blend, "hold": hold, "detail": detail, "tuned": False})]
             if base_key not in results:
                 runs.insert(0, ("independent", {"fast": init, "independent": True, "tuned": False}))
             print(f"{key} (blend {blend}, hold {hold}, detail {detail})", flush=True)
-            rows = VR.compare(clip, {}, a.tmp, cuts=cuts, every=2, runs=[(l, kw) for l, kw in runs])
+            rows = VR.compare(clip, {}, a.tmp, cuts=cuts, every=2, runs=runs)
             if "independent" in rows:
                 r = rows["independent"]
                 results[base_key] = dict(ind=r["ind"].mean, style=r["style"], change=r["change"], still=r["still"][0])
@@ -73,7 +74,6 @@ def main(argv=None):
                                 reduction=cut, style_change=sd)
             print(f"  => reduction {results[key]['reduction']:.1%}, style {results[key]['style_change']:+.1%}", flush=True)
             a.results.write_text(json.dumps(results, indent=1))
-
 
 if __name__ == "__main__":
     main()
